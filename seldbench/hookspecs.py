@@ -1,0 +1,100 @@
+"""The plugin contract: the hooks a seldbench plugin may implement.
+
+A plugin is a module (or package) with functions marked ``@hookimpl`` whose names are the hooks
+below. Built-in plugins live in ``plugins/`` and third-party ones are found through the
+``seldbench.plugins`` entry-point group; both are loaded the same way. A minimal third-party
+plugin::
+
+    # my_seld/__init__.py
+    from seldbench.hookspecs import hookimpl
+    from seldbench.specs import ModelSpec
+
+    @hookimpl
+    def seldbench_register_models():
+        return [ModelSpec(name="my-net", version="1.0", build=build_my_net)]
+
+    # pyproject.toml
+    [project.entry-points."seldbench.plugins"]
+    my_seld = "my_seld"
+
+Every hook returns a list of specs (:mod:`seldbench.specs`). The registry validates each spec
+when it is loaded: a malformed spec, a name registered twice (by any two plugins) or an unknown
+name is one clear error naming the plugin. Names are lower case: letters, digits, ``-``, ``_``.
+"""
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "seldbench"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@hookspec
+def seldbench_register_models() -> list:
+    """Return the models this plugin provides, as a list of :class:`~seldbench.specs.ModelSpec`.
+
+    Called once when the registry loads. Fields:
+
+    - ``name``, ``version``: what ``seldbench run --model NAME`` and the leaderboards show.
+    - ``build(cfg, dataset) -> nn.Module``: ``cfg`` is the model's config section, ``dataset``
+      the :class:`~seldbench.specs.DatasetSpec` (for the class count). Input
+      ``(batch, channels, feature_frames, bins)``, e.g. ``(B, 7, 250, 64)``; output
+      ``(batch, label_frames, outputs)``.
+    - ``features``: feature sets the model accepts (first = default).
+    - ``output``: ``"multi_accdoa"`` (3 tracks x 3 axes x classes, track-major, a track active
+      when its vector norm > 0.5; 4 values per track with ``with_distance``) or ``"track_wise"``.
+    - ``needs_video`` / ``needs_text``: multimodal inputs (text is a training signal only).
+    - ``loss``: ``loss(output, batch) -> Tensor``, or None for the core loss of ``output``.
+    - ``config``: path of the model's default YAML.
+    """
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+@hookspec
+def seldbench_register_datasets() -> list:
+    """Return the datasets this plugin provides, as a list of :class:`~seldbench.specs.DatasetSpec`.
+
+    Fields:
+
+    - ``classes``: class names in index order (CSV class ``k`` is ``classes[k]``).
+    - ``splits``: split names, e.g. ``("train", "val", "test")``; model selection uses ``val``.
+    - ``list_clips(root, split) -> list[ClipFiles]``: the files of one split under ``root``.
+    - ``metric_suites``: suite names to score with; the first selects and ranks.
+    - ``formats`` (``"foa"``, ``"mic"``), ``has_video``, ``metadata_columns`` (5 or 6).
+    - ``root_env`` / ``default_root``: where the data lives unless the config says otherwise.
+    - ``prepare(root)``: optional, run before first use (e.g. generate a synthetic set).
+    """
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@hookspec
+def seldbench_register_metric_suites() -> list:
+    """Return metric suites, as a list of :class:`~seldbench.specs.MetricSuiteSpec`.
+
+    ``build(num_classes, **options)`` returns a scorer with ``read_reference(path)``,
+    ``read_prediction(path)``, ``file_counts(ref, pred) -> (counters, classes) array`` and
+    ``summarise(counts) -> dict`` (keys: every name in ``figures`` and ``classwise``).
+    ``rank_by`` names the figure that ranks systems; ``higher_is_better`` its direction.
+    ``options`` lists non-parity switches (all off by default) with their default values.
+    """
+
+
+# --------------------------------------------------------------------------- features
+
+
+@hookspec
+def seldbench_register_features() -> list:
+    """Return input feature sets, as a list of :class:`~seldbench.specs.FeatureSpec`.
+
+    ``build(**cfg) -> nn.Module`` maps audio ``(batch, 4, samples)`` at 24 kHz to
+    ``(batch, channels, feature_frames, bins)``; ``frames_per_label`` feature frames make one
+    100-ms label frame.
+    """

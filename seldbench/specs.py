@@ -1,0 +1,130 @@
+"""The specs that plugins return from their hooks (see :mod:`seldbench.hookspecs`).
+
+Plain frozen dataclasses: a plugin builds them with keyword arguments, the registry validates
+them once at load time (:func:`seldbench.registry.validate_spec`), and the rest of the core only
+reads them. Units: angles in degrees, distances in metres, time in 100-ms label frames.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Model output formats the core knows how to decode and score.
+OUTPUT_FORMATS = ("multi_accdoa", "track_wise")
+#: Audio formats of the DCASE datasets.
+AUDIO_FORMATS = ("foa", "mic")
+
+
+@dataclass(frozen=True)
+class MetricSuiteSpec:
+    """A metric suite: scores DCASE CSV predictions against references.
+
+    ``build(num_classes, **options)`` returns a *scorer* object with four methods:
+
+    - ``read_reference(path) -> EventTable`` and ``read_prediction(path) -> EventTable``: strict
+      readers (a bad row raises :class:`SeldbenchError` ``file:line: problem``);
+    - ``file_counts(ref, pred) -> np.ndarray``: the additive counters of one file,
+      shape ``(counters, num_classes)``;
+    - ``summarise(counts) -> dict``: the figures (keys = ``figures``) plus ``classwise`` from
+      counters summed over files.
+
+    Because counters add up over files, the core computes leave-one-file-out jackknife
+    intervals by subtraction, for any suite.
+    """
+
+    name: str
+    version: str
+    build: Callable[..., Any]
+    figures: tuple[str, ...]
+    rank_by: str
+    higher_is_better: bool
+    default_classes: int
+    description: str = ""
+    unit: str = "segment"  # "segment" (1 s) or "frame" (100 ms)
+    options: Mapping[str, Any] = field(default_factory=dict)  # non-parity switches, default off
+
+
+@dataclass(frozen=True)
+class ClipFiles:
+    """The files of one recording. ``video`` is None when the clip has none."""
+
+    stem: str
+    audio: Mapping[str, Path]  # audio format ("foa"/"mic") -> WAV path
+    metadata: Path | None  # DCASE CSV, None for evaluation clips
+    video: Path | None = None
+    fold: int | None = None
+    room: int | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset: where its files are and how they are split.
+
+    ``list_clips(root, split) -> list[ClipFiles]`` lists one split (``splits`` names them,
+    e.g. train/val/test). The core reads audio and labels, computes features and batches.
+    """
+
+    name: str
+    version: str
+    classes: tuple[str, ...]
+    splits: tuple[str, ...]
+    list_clips: Callable[[Path, str], list[ClipFiles]]
+    metric_suites: tuple[str, ...]  # the first one selects the model and ranks the leaderboard
+    formats: tuple[str, ...] = AUDIO_FORMATS
+    has_video: bool = False
+    metadata_columns: int = 6  # 5: no distance (TAU-NIGENS 2021), 6: distance in cm
+    root_env: str | None = None  # environment variable naming the root folder
+    default_root: Path | None = None
+    prepare: Callable[[Path], None] | None = None  # e.g. generate a synthetic set on first use
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model: its builder, the inputs it needs and the output it produces.
+
+    ``build(cfg, dataset) -> torch.nn.Module`` receives the model's config section (a mapping)
+    and the dataset's :class:`DatasetSpec`. The module maps features
+    ``(batch, channels, feature_frames, bins)`` to ``(batch, label_frames, outputs)``: for
+    ``multi_accdoa`` outputs = 3 tracks x (3 or 4 with distance) x classes, track-major.
+    """
+
+    name: str
+    version: str
+    build: Callable[..., Any]
+    features: tuple[str, ...] = ("foa_logmel_iv",)  # accepted feature sets; first is the default
+    output: str = "multi_accdoa"
+    with_distance: bool = False
+    needs_video: bool = False  # uses video frames when the clip has them
+    needs_text: bool = False  # uses per-frame text (training only)
+    loss: Callable[..., Any] | None = None  # None: the core loss for ``output``
+    config: Path | None = None  # the model's default YAML
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """An input representation computed by the core from 24-kHz audio.
+
+    ``build(**cfg) -> torch.nn.Module`` maps audio ``(batch, 4, samples)`` to
+    ``(batch, channels, feature_frames, bins)``.
+    """
+
+    name: str
+    version: str
+    build: Callable[..., Any]
+    audio_format: str
+    channels: int
+    bins: int
+    frames_per_label: int  # feature frames per 100-ms label frame
+    description: str = ""
+
+
+SPEC_TYPES: dict[str, type] = {
+    "model": ModelSpec,
+    "dataset": DatasetSpec,
+    "metric suite": MetricSuiteSpec,
+    "feature": FeatureSpec,
+}
