@@ -24,6 +24,14 @@ class _Group(click.Group):
             if os.environ.get("SELDBENCH_TRACEBACK"):
                 raise
             raise click.ClickException(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug: still one line, with the way to see more
+            if os.environ.get("SELDBENCH_TRACEBACK"):
+                raise
+            raise click.ClickException(
+                f"internal error: {type(exc).__name__}: {exc} "
+                "(run with SELDBENCH_TRACEBACK=1 for the traceback)") from None
 
 
 class _SubGroup(_Group):
@@ -34,6 +42,68 @@ class _SubGroup(_Group):
 @click.version_option(package_name="seldbench")
 def main() -> None:
     """seldbench: benchmark suite for sound event localization and detection."""
+
+
+# ---------------------------------------------------------------- list
+
+
+@main.command("list")
+@click.argument("kind", required=False, type=click.Choice(["models", "datasets", "metrics", "features"]))
+@click.argument("pattern", required=False, default="*")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def list_cmd(kind: str | None, pattern: str, as_json: bool) -> None:
+    """List registered models, datasets, metric suites and features (PATTERN: shell glob)."""
+    from seldbench.registry import get_registry, spec_summary
+
+    reg = get_registry()
+    kinds = {"models": "model", "datasets": "dataset", "metrics": "metric suite", "features": "feature"}
+    chosen = [kind] if kind else list(kinds)
+    out = {k: [{"name": n, "plugin": reg.plugin_of(kinds[k], n), **spec_summary(reg.get(kinds[k], n))}
+               for n in reg.list(kinds[k], pattern)] for k in chosen}
+    if as_json:
+        _echo_json(out)
+        return
+    for k, rows in out.items():
+        click.echo(f"{k}:")
+        if not rows:
+            click.echo("  (none)")
+        for row in rows:
+            caps = ", ".join(f"{key}={_fmt_cap(v)}" for key, v in row.items()
+                             if key not in ("name", "version", "plugin"))
+            click.echo(f"  {row['name']} {row['version']} [{row['plugin']}]  {caps}")
+
+
+def _fmt_cap(v) -> str:
+    return "/".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+# ---------------------------------------------------------------- score
+
+
+@main.command()
+@click.option("--pred", "pred_dir", required=True, type=click.Path(), help="Folder of prediction CSVs.")
+@click.option("--ref", "ref_dir", required=True, type=click.Path(), help="Folder of reference CSVs.")
+@click.option("--suite", required=True, help="Metric suite, e.g. dcase2023 (see `seldbench list metrics`).")
+@click.option("--classes", "num_classes", type=click.IntRange(min=1), default=None,
+              help="Number of classes (default: the suite's).")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.option("--jackknife", is_flag=True, help="Leave-one-file-out 95% confidence intervals.")
+@click.option("--no-last-frame-drop", is_flag=True,
+              help="Non-parity: also score the last annotated reference frame.")
+def score(pred_dir, ref_dir, suite, num_classes, as_json, jackknife, no_last_frame_drop) -> None:
+    """Score a folder of DCASE prediction CSVs against reference CSVs (matched by file stem)."""
+    from seldbench.metrics.score import score_folders
+
+    options = {"no_last_frame_drop": True} if no_last_frame_drop else {}
+    result = score_folders(pred_dir, ref_dir, suite, num_classes, jackknife, **options)
+    for w in result.warnings:
+        click.echo(f"Warning: {w}", err=True)
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        from seldbench.results.tables import score_table
+
+        click.echo(score_table(result))
 
 
 # ---------------------------------------------------------------- data (datasets, synthetic set)

@@ -1,0 +1,1 @@
+"""Data: dataset roots and checks, label encoders, video frames, the synthetic generator."""

@@ -1,0 +1,224 @@
+"""Strict reading and writing of DCASE SELD CSV files (no header, one row per frame and event).
+
+Layouts, by the number of fields in a row (which one a file may use depends on the suite):
+
+========== ========================================================== ==================
+name       fields                                                     used for
+========== ========================================================== ==================
+``fcae``   frame, class, azimuth_deg, elevation_deg                   2024 predictions
+``fctae``  frame, class, source/track, azimuth_deg, elevation_deg     2021 references
+``fctaed`` ... azimuth_deg, elevation_deg, distance (cm or m)         STARSS23 references
+``fctxyz`` frame, class, track, x, y, z                               2021 predictions
+``fctxyzd`` frame, class, track, x, y, z, distance_m                  2022-2024 predictions
+========== ========================================================== ==================
+
+The official loaders dispatch on the field count row by row and silently drop rows with any
+other count; here a file has one layout, and any bad row is a :class:`SeldbenchError`
+``file:line: problem``. Blank lines carry nothing and are skipped; an empty file is a valid
+file with no events.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seldbench.errors import SeldbenchError
+from seldbench.io import atomic_open
+
+LAYOUTS: dict[str, tuple[int, bool, bool]] = {
+    # name: (fields, cartesian, has_track)
+    "fcae": (4, False, False),
+    "fctae": (5, False, True),
+    "fctaed": (6, False, True),
+    "fctxyz": (6, True, True),
+    "fctxyzd": (7, True, True),
+}
+
+
+@dataclass
+class EventTable:
+    """The rows of one DCASE CSV file, in file order.
+
+    ``coords`` is ``(N, 2)`` azimuth/elevation in degrees for polar layouts and ``(N, 3)``
+    x/y/z for Cartesian ones; ``distance`` is ``(N,)`` in the file's unit, or None.
+    """
+
+    path: str
+    layout: str
+    frame: np.ndarray  # (N,) int64, 100-ms label frames
+    cls: np.ndarray  # (N,) int64
+    track: np.ndarray  # (N,) int64; 0 where the layout has no track column
+    coords: np.ndarray  # (N, 2) degrees or (N, 3) Cartesian, float64
+    distance: np.ndarray | None  # (N,) float64
+    line: np.ndarray  # (N,) 1-based line numbers, for messages
+
+    @property
+    def cartesian(self) -> bool:
+        return LAYOUTS[self.layout][1]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def empty(cls, path: str = "<empty>", layout: str = "fctaed") -> EventTable:
+        k = 3 if LAYOUTS[layout][1] else 2
+        z = np.zeros(0, np.int64)
+        dist = np.zeros(0) if layout in ("fctaed", "fctxyzd") else None
+        return cls(path, layout, z, z.copy(), z.copy(), np.zeros((0, k)), dist, z.copy())
+
+    def polar(self) -> np.ndarray:
+        """``(N, 2)`` azimuth/elevation in degrees (``atan2`` of the Cartesian form if needed)."""
+        if not self.cartesian:
+            return self.coords
+        return cartesian_to_polar(self.coords)
+
+
+def cartesian_to_polar(xyz: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` vectors (any length) -> ``(N, 2)`` azimuth, elevation in degrees."""
+    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    az = np.arctan2(y, x) * 180 / np.pi
+    el = np.arctan2(z, np.sqrt(x**2 + y**2)) * 180 / np.pi
+    return np.stack([az, el], axis=1)
+
+
+def polar_to_cartesian(azel_deg: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` azimuth, elevation in degrees -> ``(N, 3)`` unit vectors."""
+    az = azel_deg[:, 0] * np.pi / 180
+    el = azel_deg[:, 1] * np.pi / 180
+    c = np.cos(el)
+    return np.stack([np.cos(az) * c, np.sin(az) * c, np.sin(el)], axis=1)
+
+
+def _fail(path: str, line: int, problem: str) -> SeldbenchError:
+    return SeldbenchError(f"{path}:{line}: {problem}")
+
+
+def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
+                   num_classes: int | None = None) -> EventTable:
+    """Read one DCASE CSV strictly.
+
+    ``layouts`` maps an allowed field count to its layout name (e.g. ``{6: "fctaed"}``); every
+    row of the file must have the same count. Checks: numbers only, finite, integer frame, class
+    and track, frame >= 0, track >= 0, class in ``[0, num_classes)``, elevation in [-90, 90],
+    Cartesian vectors of non-zero length.
+    """
+    spath = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SeldbenchError(f"{spath}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SeldbenchError(f"{spath}: cannot read: {exc}") from None
+
+    rows = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip()]
+    if not rows:
+        layout = next(iter(layouts.values()))
+        return EventTable.empty(spath, layout)
+    allowed = ", ".join(str(k) for k in sorted(layouts))
+    nfields = rows[0][1].count(",") + 1
+    if nfields not in layouts:
+        raise _fail(spath, rows[0][0], f"{nfields} fields, expected {allowed}")
+    layout = layouts[nfields]
+    _, cartesian, has_track = LAYOUTS[layout]
+    # Fast path: one vectorised parse; on any failure find the culprit row by row.
+    counts = [ln.count(",") for _, ln in rows]
+    if counts.count(nfields - 1) != len(counts):
+        for (lineno, ln), c in zip(rows, counts):
+            if c != nfields - 1:
+                raise _fail(spath, lineno, f"{c + 1} fields, but the file's first row has {nfields}")
+    try:
+        values = np.array(",".join(ln for _, ln in rows).split(","), dtype=np.float64)
+    except ValueError:
+        for lineno, ln in rows:
+            for k, tok in enumerate(ln.split(",")):
+                try:
+                    float(tok)
+                except ValueError:
+                    raise _fail(spath, lineno, f"field {k + 1} '{tok.strip()}' is not a number") from None
+        raise  # pragma: no cover - numpy and float() disagree
+    values = values.reshape(len(rows), nfields)
+    lines = np.array([lineno for lineno, _ in rows], dtype=np.int64)
+
+    def first_bad(mask: np.ndarray, problem) -> None:
+        if mask.any():
+            i = int(np.argmax(mask))
+            raise _fail(spath, int(lines[i]), problem(i))
+
+    bad = ~np.isfinite(values)
+    first_bad(bad.any(axis=1), lambda i: f"field {int(np.argmax(bad[i])) + 1} is "
+              f"{values[i, int(np.argmax(bad[i]))]!r}, not a finite number")
+    int_cols = [0, 1, 2] if has_track else [0, 1]
+    ints = values[:, int_cols]
+    nonint = ints != np.round(ints)
+    first_bad(nonint.any(axis=1), lambda i: f"field {int_cols[int(np.argmax(nonint[i]))] + 1} "
+              f"'{values[i, int_cols[int(np.argmax(nonint[i]))]]:g}' is not an integer")
+    frame = values[:, 0].astype(np.int64)
+    cls = values[:, 1].astype(np.int64)
+    first_bad(frame < 0, lambda i: f"negative frame {frame[i]}")
+    if num_classes is not None:
+        first_bad((cls < 0) | (cls >= num_classes),
+                  lambda i: f"class {cls[i]} outside [0, {num_classes - 1}]")
+    else:
+        first_bad(cls < 0, lambda i: f"negative class {cls[i]}")
+    if has_track:
+        track = values[:, 2].astype(np.int64)
+        first_bad(track < 0, lambda i: f"negative track/source index {track[i]}")
+        start = 3
+    else:
+        track = np.zeros(len(rows), np.int64)
+        start = 2
+    if cartesian:
+        coords = values[:, start:start + 3]
+        first_bad(~(coords != 0).any(axis=1), lambda i: "zero-length Cartesian vector (0, 0, 0)")
+        dist = values[:, start + 3] if nfields > start + 3 else None
+    else:
+        coords = values[:, start:start + 2]
+        el = coords[:, 1]
+        first_bad((el < -90) | (el > 90), lambda i: f"elevation {el[i]:g} outside [-90, 90]")
+        dist = values[:, start + 2] if nfields > start + 2 else None
+    return EventTable(spath, layout, frame, cls, track, np.ascontiguousarray(coords),
+                      None if dist is None else np.ascontiguousarray(dist), lines)
+
+
+def write_dcase_csv(path: str | os.PathLike, table: EventTable, decimals: int = 4) -> None:
+    """Write ``table`` atomically in its layout (integers for frame/class/track)."""
+    _, cartesian, has_track = LAYOUTS[table.layout]
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        for i in range(len(table)):
+            fields = [str(int(table.frame[i])), str(int(table.cls[i]))]
+            if has_track:
+                fields.append(str(int(table.track[i])))
+            fields += [_num(v, decimals) for v in table.coords[i]]
+            if table.distance is not None:
+                fields.append(_num(table.distance[i], decimals))
+            fh.write(",".join(fields) + "\n")
+
+
+def _num(v: float, decimals: int) -> str:
+    if float(v).is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    s = f"{v:.{decimals}f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def make_table(frame, cls, track, coords, distance=None, layout: str | None = None,
+               path: str = "<memory>") -> EventTable:
+    """Build an :class:`EventTable` from arrays (e.g. decoder output); layout inferred."""
+    coords = np.asarray(coords, dtype=np.float64).reshape(len(frame), -1)
+    cart = coords.shape[1] == 3
+    if layout is None:
+        layout = ("fctxyzd" if distance is not None else "fctxyz") if cart else \
+                 ("fctaed" if distance is not None else "fctae")
+    n = len(frame)
+    return EventTable(path, layout, np.asarray(frame, np.int64), np.asarray(cls, np.int64),
+                      np.asarray(track, np.int64), coords,
+                      None if distance is None else np.asarray(distance, np.float64),
+                      np.arange(1, n + 1, dtype=np.int64))
+
+
+__all__ = ["EventTable", "LAYOUTS", "read_dcase_csv", "write_dcase_csv", "make_table",
+           "cartesian_to_polar", "polar_to_cartesian"]

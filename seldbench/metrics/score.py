@@ -1,0 +1,107 @@
+"""Score a folder of prediction CSVs against a folder of reference CSVs with a metric suite."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from seldbench.errors import SeldbenchError
+from seldbench.metrics.jackknife import jackknife_interval
+
+
+@dataclass
+class ScoreResult:
+    """Figures of one suite over a set of files, optionally with jackknife intervals."""
+
+    suite: str
+    figures: dict  # name -> float, plus "classwise": list of per-class dicts
+    files: list[str]
+    interval: dict = field(default_factory=dict)  # name -> (low, high), when jackknifed
+    warnings: list[str] = field(default_factory=list)
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = dict(self.figures)
+        out["suite"] = self.suite
+        if self.interval:
+            out["jackknife"] = {k: list(v) for k, v in self.interval.items()}
+        if self.options:
+            out["options"] = dict(self.options)
+        return out
+
+
+def _csv_files(folder: Path, what: str) -> dict[str, Path]:
+    if not folder.exists():
+        raise SeldbenchError(f"{folder}: {what} folder does not exist")
+    if not folder.is_dir():
+        raise SeldbenchError(f"{folder}: {what} path is not a folder")
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() == ".csv" and p.is_file()}
+
+
+def score_tables(scorer, pairs: dict[str, tuple]) -> np.ndarray:
+    """Per-file counters ``(files, counters, classes)`` for ``{stem: (ref, pred)}`` tables."""
+    return np.stack([scorer.file_counts(ref, pred) for ref, pred in pairs.values()])
+
+
+def summarise_with_interval(scorer, per_file: np.ndarray, figures: tuple[str, ...],
+                            jackknife: bool) -> tuple[dict, dict]:
+    """Figures of the summed counters, and leave-one-file-out jackknife intervals if asked."""
+    total = per_file.sum(axis=0)
+    result = scorer.summarise(total)
+    interval: dict = {}
+    if jackknife:
+        n = per_file.shape[0]
+        if n < 2:
+            raise SeldbenchError("--jackknife needs at least 2 files")
+        partial = [scorer.summarise(total - per_file[k]) for k in range(n)]
+        for name in figures:
+            interval[name] = jackknife_interval(result[name], np.array([p[name] for p in partial]))
+        for c, row in enumerate(result["classwise"]):
+            row["interval"] = {
+                name: list(jackknife_interval(row[name], np.array([p["classwise"][c][name] for p in partial])))
+                for name in figures if name in row}
+    return result, interval
+
+
+def score_folders(pred_dir: str | os.PathLike, ref_dir: str | os.PathLike, suite: str,
+                  num_classes: int | None = None, jackknife: bool = False,
+                  registry=None, **options) -> ScoreResult:
+    """Score every prediction CSV in ``pred_dir`` against the reference CSV of the same stem.
+
+    A reference without a prediction is scored as an empty prediction (with a warning); a
+    prediction without a reference is an error.
+    """
+    from seldbench.registry import get_registry
+
+    spec = (registry or get_registry()).get_metric_suite(suite)
+    unknown = set(options) - set(spec.options)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise SeldbenchError(f"suite '{suite}': unknown option '{name}' "
+                             f"(options: {', '.join(spec.options) or 'none'})")
+    scorer = spec.build(num_classes or spec.default_classes, **options)
+    pred_dir, ref_dir = Path(pred_dir), Path(ref_dir)
+    refs = _csv_files(ref_dir, "reference")
+    preds = _csv_files(pred_dir, "prediction")
+    if not refs:
+        raise SeldbenchError(f"{ref_dir}: no reference CSV files")
+    orphans = sorted(set(preds) - set(refs))
+    if orphans:
+        raise SeldbenchError(f"{preds[orphans[0]]}: no reference '{orphans[0]}.csv' in {ref_dir}"
+                             + (f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""))
+    warns = []
+    pairs = {}
+    for stem, ref_path in refs.items():
+        ref = scorer.read_reference(ref_path)
+        if stem in preds:
+            pred = scorer.read_prediction(preds[stem])
+        else:
+            warns.append(f"{ref_path}: no prediction '{stem}.csv'; scored as an empty prediction")
+            pred = scorer.read_prediction(os.devnull)
+        pairs[stem] = (ref, pred)
+    per_file = score_tables(scorer, pairs)
+    result, interval = summarise_with_interval(scorer, per_file, spec.figures, jackknife)
+    return ScoreResult(suite, result, list(pairs), interval, warns,
+                       {k: v for k, v in options.items() if v})

@@ -1,0 +1,37 @@
+"""Plain-text renderings of scores (leaderboards come later from run records)."""
+from __future__ import annotations
+
+import math
+
+#: figures shown as percentages in tables (stored as fractions)
+PERCENT = {"F", "LR"}
+
+
+def fmt(name: str, value: float | None) -> str:
+    """A figure as a table cell: F/LR in %, angles in degrees, the rest with 3 decimals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if name in PERCENT:
+        return f"{100 * value:.1f}%"
+    if name in ("LE", "DOAE"):
+        return f"{value:.1f}°"
+    return f"{value:.3f}"
+
+
+def score_table(result) -> str:
+    """The overall figures (with intervals) and the per-class table of a ScoreResult."""
+    figs = [k for k in result.figures if k != "classwise"]
+    lines = [f"suite {result.suite}, {len(result.files)} files"
+             + (f", options: {', '.join(result.options)}" if result.options else "")]
+    for k in figs:
+        cell = fmt(k, result.figures[k])
+        if k in result.interval:
+            lo, hi = result.interval[k]
+            cell += f"  [{fmt(k, lo)}, {fmt(k, hi)}]"
+        lines.append(f"  {k:<6} {cell}")
+    per = [k for k in figs if k != "ER"]
+    lines.append("")
+    lines.append("  class " + " ".join(f"{k:>8}" for k in per))
+    for row in result.figures["classwise"]:
+        lines.append(f"  {row['class']:>5} " + " ".join(f"{fmt(k, row.get(k)):>8}" for k in per))
+    return "\n".join(lines)
