@@ -114,6 +114,22 @@ def data() -> None:
     """Generate and check datasets."""
 
 
+@data.command("verify")
+@click.option("--dataset", required=True, help="Dataset name (see `seldbench list datasets`).")
+@click.option("--root", type=click.Path(file_okay=False), default=None,
+              help="Dataset folder (default: the dataset's environment variable).")
+def data_verify(dataset: str, root: str | None) -> None:
+    """Check a dataset's files without changing them; exit 1 on any problem."""
+    from seldbench.data.verify import verify
+
+    report = verify(dataset, root)
+    for line in report.problems:
+        click.echo(line)
+    click.echo(report.summary())
+    if not report.ok:
+        click.get_current_context().exit(1)
+
+
 def _echo_json(obj) -> None:
     from seldbench.io import nan_to_none
 

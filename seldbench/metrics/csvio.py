@@ -150,7 +150,7 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
 
     bad = ~np.isfinite(values)
     first_bad(bad.any(axis=1), lambda i: f"field {int(np.argmax(bad[i])) + 1} is "
-              f"{values[i, int(np.argmax(bad[i]))]!r}, not a finite number")
+              f"{float(values[i, int(np.argmax(bad[i]))])}, not a finite number")
     int_cols = [0, 1, 2] if has_track else [0, 1]
     ints = values[:, int_cols]
     nonint = ints != np.round(ints)
