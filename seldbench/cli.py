@@ -14,6 +14,12 @@ import click
 from seldbench.errors import SeldbenchError
 
 
+class UserError(click.ClickException):
+    """Printed as one ``Error: ...`` line; exit code 2 (1 is kept for "checks found problems")."""
+
+    exit_code = 2
+
+
 class _Group(click.Group):
     """A click group that turns SeldbenchError into a one-line error."""
 
@@ -23,13 +29,13 @@ class _Group(click.Group):
         except SeldbenchError as exc:
             if os.environ.get("SELDBENCH_TRACEBACK"):
                 raise
-            raise click.ClickException(str(exc)) from None
+            raise UserError(str(exc)) from None
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:  # a bug: still one line, with the way to see more
             if os.environ.get("SELDBENCH_TRACEBACK"):
                 raise
-            raise click.ClickException(
+            raise UserError(
                 f"internal error: {type(exc).__name__}: {exc} "
                 "(run with SELDBENCH_TRACEBACK=1 for the traceback)") from None
 
@@ -112,6 +118,27 @@ def score(pred_dir, ref_dir, suite, num_classes, as_json, jackknife, no_last_fra
 @main.group(cls=_SubGroup)
 def data() -> None:
     """Generate and check datasets."""
+
+
+@data.command("synth")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--clips", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Number of clips (about 53% fold-3 train, 47% fold-4 test).")
+@click.option("--duration", "duration_s", type=click.FloatRange(min=0.1), default=60.0,
+              show_default=True, help="Clip length in seconds (a multiple of 0.1).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Dataset seed.")
+@click.option("--no-video", is_flag=True, help="Skip the 360-degree MP4s.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Parallel processes.")
+def data_synth(out_dir: str, clips: int, duration_s: float, seed: int, no_video: bool,
+               workers: int) -> None:
+    """Generate a synthetic STARSS23-like dataset in OUT_DIR (resumes an unfinished one)."""
+    from seldbench.data.synth.generate import generate
+
+    manifest = generate(out_dir, clips=clips, duration_s=duration_s, seed=seed,
+                        video=not no_video, workers=workers, log=lambda m: click.echo(m, err=True))
+    splits = ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
+    click.echo(f"{out_dir}: {clips} clips ({splits}); val rooms {manifest['val_rooms']}")
 
 
 @data.command("verify")

@@ -142,8 +142,8 @@ class Registry:
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
             raise SeldbenchError(f"plugin '{name}': {str(exc).splitlines()[0]}") from exc
-        unknown = [h for h in dir(plugin) if h.startswith("seldbench_") and
-                   not hasattr(self.pm.hook, h) and callable(getattr(plugin, h))]
+        unknown = [h for h in dir(plugin) if h.startswith("seldbench_") and callable(getattr(plugin, h))
+                   and getattr(getattr(self.pm.hook, h, None), "spec", None) is None]
         if unknown:
             raise SeldbenchError(
                 f"plugin '{name}': unknown hook '{unknown[0]}' "

@@ -77,6 +77,18 @@ class EventTable:
         return cartesian_to_polar(self.coords)
 
 
+def concat_polar(tables: list[EventTable]) -> np.ndarray:
+    """Azimuth/elevation (degrees) of the rows of several tables, converted in one pass."""
+    if not tables:
+        return np.zeros((0, 2))
+    coords = [t.coords for t in tables]
+    if all(t.cartesian for t in tables):
+        return cartesian_to_polar(np.concatenate(coords))
+    if not any(t.cartesian for t in tables):
+        return np.concatenate(coords)
+    return np.concatenate([t.polar() for t in tables])
+
+
 def cartesian_to_polar(xyz: np.ndarray) -> np.ndarray:
     """``(N, 3)`` vectors (any length) -> ``(N, 2)`` azimuth, elevation in degrees."""
     x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]

@@ -42,7 +42,7 @@ def _csv_files(folder: Path, what: str) -> dict[str, Path]:
 
 def score_tables(scorer, pairs: dict[str, tuple]) -> np.ndarray:
     """Per-file counters ``(files, counters, classes)`` for ``{stem: (ref, pred)}`` tables."""
-    return np.stack([scorer.file_counts(ref, pred) for ref, pred in pairs.values()])
+    return scorer.counts(list(pairs.values()))
 
 
 def summarise_with_interval(scorer, per_file: np.ndarray, figures: tuple[str, ...],

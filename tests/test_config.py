@@ -1,0 +1,66 @@
+"""Config layers, overrides with type coercion, unknown keys with their location."""
+import pytest
+
+from seldbench.config import CONFIG_DIR, apply_overrides, load_yaml, resolve
+from seldbench.errors import SeldbenchError
+
+
+def test_defaults_load_and_overrides_take_the_type_of_the_key():
+    cfg = resolve(overrides=["train.lr=3e-4", "train.epochs=7", "train.amp=no",
+                             "eval.suites=[dcase2023, dcase2024]", "dataset.name=synth"])
+    assert cfg["train"]["lr"] == pytest.approx(3e-4) and isinstance(cfg["train"]["lr"], float)
+    assert cfg["train"]["epochs"] == 7 and cfg["train"]["amp"] is False
+    assert cfg["eval"]["suites"] == ["dcase2023", "dcase2024"]
+    assert cfg["dataset"]["name"] == "synth"
+
+
+def test_layer_order_and_open_sections(tmp_path):
+    ds = tmp_path / "ds.yaml"
+    ds.write_text("dataset:\n  name: toy\n  val_rooms: [4, 6]\ntrain:\n  epochs: 5\n")
+    model = tmp_path / "m.yaml"
+    model.write_text("model:\n  hidden: 128\ntrain:\n  epochs: 9\n  lr: 0.01\n")
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("model:\n  hidden: 64\n")
+    cfg = resolve(dataset_yaml=ds, model_yaml=model, experiment=exp, overrides=["train.lr=0.5"])
+    assert cfg["dataset"]["val_rooms"] == [4, 6]  # declared by the dataset layer
+    assert cfg["train"]["epochs"] == 9  # model after dataset
+    assert cfg["model"]["hidden"] == 64  # experiment after model
+    assert cfg["train"]["lr"] == 0.5  # --set last
+
+
+def test_unknown_key_in_file_names_file_line_and_suggestion(tmp_path):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("train:\n  epochs: 3\n  batch_sise: 8\n")
+    with pytest.raises(SeldbenchError) as err:
+        resolve(experiment=exp)
+    assert str(err.value) == f"{exp}:3: unknown key 'train.batch_sise'; did you mean 'train.batch_size'?"
+
+
+def test_experiment_cannot_invent_model_keys(tmp_path):
+    model = tmp_path / "m.yaml"
+    model.write_text("model:\n  hidden: 128\n")
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("model:\n  hiden: 64\n")
+    with pytest.raises(SeldbenchError, match="unknown key 'model.hiden'; did you mean 'model.hidden'"):
+        resolve(model_yaml=model, experiment=exp)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.epochs=ten", "--set train.epochs=ten: expected an integer"),
+    ("train.amp=maybe", "expected true or false"),
+    ("train.nope=1", "unknown key 'train.nope'"),
+    ("train=1", "'train' is a section"),
+    ("trainepochs", "expected key.path=value"),
+])
+def test_bad_overrides(override, message):
+    with pytest.raises(SeldbenchError, match=message.replace("[", r"\[")):
+        apply_overrides(load_yaml(CONFIG_DIR / "defaults.yaml")[0], [override])
+
+
+def test_yaml_is_loaded_safely_and_errors_name_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(SeldbenchError, match=r"bad.yaml:2: invalid YAML"):
+        load_yaml(bad)
+    with pytest.raises(SeldbenchError, match="config file not found"):
+        load_yaml(tmp_path / "missing.yaml")
