@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from seldbench.metrics.csvio import EventTable, make_table
-from seldbench.metrics.matching import angle_cartesian_deg
+from seldbench.metrics.angles import angle_cartesian_deg
 
 _PAIRS = ((0, 1), (1, 2), (2, 0))  # similar-pair tests, in the baseline's order
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from seldbench.errors import SeldbenchError
 from seldbench.metrics import counters as K
-from seldbench.metrics.csvio import EventTable, concat_polar, polar_to_cartesian, read_dcase_csv
-from seldbench.metrics.matching import (angle_polar_terms, angle_unit_terms, match_groups,
-                                        polar_terms, unit_terms)
+from seldbench.metrics import kernels
+from seldbench.metrics.csvio import EventTable, concat_polar, read_dcase_csv
 
 EPS = np.finfo(np.float64).eps
 DOA_THRESHOLD_DEG = 20.0
@@ -40,64 +40,52 @@ def _last_frame(ref: EventTable, suite: str) -> int:
 
 
 class _Batch:
-    """Rows of many files on one dense (file, frame, class) grid.
+    """Rows of many files sorted on one (file, frame, class) grid, with their assignment.
 
     Frame ``f`` of file ``i`` is grid row ``offset[i] + f``; file ``i`` owns ``n_frames[i]`` grid
-    rows. ``ref_count``/``pred_count`` are ``(grid rows, classes)`` entry counts and ``matches``
-    the assigned pairs of every (file, frame, class), sorted by grid key (so by frame).
+    rows and key ``row * C + class``. ``rk``/``pk`` are the sorted reference/prediction keys
+    (file order kept inside a key); ``m_*`` the assigned pairs in key order.
     """
 
-    def __init__(self, pairs: Sequence[tuple[EventTable, EventTable]], n_frames: np.ndarray,
-                 num_classes: int, direction: Callable, angle: Callable) -> None:
+    def __init__(self, pairs: Sequence[tuple[EventTable, EventTable]], n_frames, num_classes: int,
+                 unit: bool) -> None:
         C = self.C = num_classes
-        self.n_frames = n_frames = np.asarray(n_frames, np.int64)
-        self.offset = np.concatenate([[0], np.cumsum(n_frames)[:-1]]).astype(np.int64)
-        self.rows = int(n_frames.sum())
-        self.file_of_row = np.repeat(np.arange(len(pairs)), n_frames)
+        n_frames = np.asarray(n_frames, np.int64)
+        offset = np.concatenate([[0], np.cumsum(n_frames)[:-1]]).astype(np.int64)
+        self.n_files = len(pairs)
+        self.row_file = np.repeat(np.arange(len(pairs)), n_frames)
 
         def gather(side: int):
             tabs = [pair[side] for pair in pairs]
             fid = np.repeat(np.arange(len(tabs)), [len(t) for t in tabs])
             frame = np.concatenate([t.frame for t in tabs])
-            keep = frame < n_frames[fid]
-            key = (self.offset[fid] + frame) * C + np.concatenate([t.cls for t in tabs])
+            key = (offset[fid] + frame) * C + np.concatenate([t.cls for t in tabs])
+            keep = np.flatnonzero(frame < n_frames[fid])
+            idx = keep[np.argsort(key[keep], kind="stable")]  # file order kept inside a key
             dist = np.concatenate([t.distance if t.distance is not None else np.zeros(len(t))
                                    for t in tabs])
-            return key[keep], concat_polar(tabs)[keep], dist[keep]
+            cart = {t.cartesian for t in tabs}
+            if len(cart) == 1:  # one layout: convert in the compiled loop
+                coords = np.concatenate([t.coords for t in tabs])[idx]
+                terms = kernels.direction_terms(coords, cart.pop(), unit)
+            else:
+                terms = kernels.direction_terms(concat_polar(tabs)[idx], False, unit)
+            return key[idx], terms, dist[idx]
 
-        self.rkey, rpolar, self.rdist = gather(0)
-        self.pkey, ppolar, self.pdist = gather(1)
-        rf, pf = direction(rpolar), direction(ppolar)  # per-row terms, computed once
-        size = self.rows * C
-        rc = np.bincount(self.rkey, minlength=size)
-        pc = np.bincount(self.pkey, minlength=size)
-        self.ref_count, self.pred_count = rc.reshape(-1, C), pc.reshape(-1, C)
-
-        self.matches = match_groups(self.rkey, self.pkey, lambda a, b: angle(rf, pf, a, b), size)
-
-    def per_file(self, per_unit: np.ndarray, unit: int = 1) -> np.ndarray:
-        """Sum per-unit values ``(grid rows / unit, classes)`` over each file -> ``(files, C)``;
-        ``unit`` grid rows make one unit (10 for 1-s segments)."""
-        out = np.zeros((len(self.n_frames), self.C))
-        has = self.n_frames > 0
-        if has.any():  # files own contiguous unit ranges; empty files own none
-            out[has] = np.add.reduceat(per_unit, self.offset[has] // unit, axis=0)
-        return out
-
-    def per_file_pairs(self, values: np.ndarray) -> np.ndarray:
-        """Sum per-match ``values`` into ``(files, classes)``."""
-        row = self.matches.key // self.C
-        idx = self.file_of_row[row] * self.C + self.matches.key % self.C
-        return np.bincount(idx, weights=values, minlength=len(self.n_frames) * self.C) \
-            .reshape(-1, self.C)
-
-
-def _sdi(counts: np.ndarray, file_of_unit: np.ndarray, loc_fp: np.ndarray, loc_fn: np.ndarray) -> None:
-    """S, D, I per file from per-unit (block or frame) totals of location FP and FN."""
-    n = counts.shape[0]
-    for name, v in (("S", np.minimum(loc_fp, loc_fn)), ("D", np.maximum(0, loc_fn - loc_fp)),
-                    ("I", np.maximum(0, loc_fp - loc_fn))):
-        counts[:, K.IDX[name], 0] = np.bincount(file_of_unit, weights=v, minlength=n)
+        self.rk, rt, self.rd = gather(0)
+        self.pk, pt, self.pd = gather(1)
+        m_r, m_p, m_c, m_pos, n, hard, n_hard = kernels.match_sorted(self.rk, self.pk, rt, pt, unit)
+        parts = [(m_r[:n], m_p[:n], m_c[:n], m_pos[:n])]
+        for i, g, j, p in hard[:n_hard]:  # rare: big groups and ties, decided by scipy
+            cost = kernels.cost_block(rt, pt, i, g, j, p, unit)
+            a, b = linear_sum_assignment(cost)
+            parts.append((i + a, j + b, cost[a, b], a))
+        m_r, m_p, m_c, m_pos = (np.concatenate(x) for x in zip(*parts))
+        if n_hard:
+            order = np.argsort(self.rk[m_r], kind="stable")
+            m_r, m_p, m_c, m_pos = m_r[order], m_p[order], m_c[order], m_pos[order]
+        self.m_ref, self.m_pred, self.m_cost, self.m_pos = m_r, m_p, m_c, m_pos.astype(np.int64)
+        self.m_key = self.rk[m_r]
 
 
 class SegmentScorer:
@@ -135,52 +123,11 @@ class SegmentScorer:
 
     def counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         """Counters ``(files, counters, classes)`` of (reference, prediction) table pairs."""
-        C, S = self.num_classes, FRAMES_PER_SEGMENT
-        n_frames = [self.eval_frames(ref) for ref, _ in pairs]
-        b = _Batch(pairs, n_frames, C, polar_terms, angle_polar_terms)
-        nG = b.ref_count.reshape(-1, S, C).max(1)  # (blocks, C): most entries in one frame
-        nP = b.pred_count.reshape(-1, S, C).max(1)
-        n_blocks = nG.shape[0]
-
-        # Track = position of the reference entry in its frame's list (official TODO: parity);
-        # its angle is the mean over the block's frames in which it was matched.
-        m = b.matches
-        width = int(m.ref_pos.max()) + 1 if len(m.ref_pos) else 1
-        tkey = (m.key // C // S * C + m.key % C) * width + m.ref_pos
-        size = n_blocks * C * width
-        total = np.bincount(tkey, weights=m.cost, minlength=size).reshape(n_blocks, C, width)
-        n = np.bincount(tkey, minlength=size).reshape(n_blocks, C, width)
-        seen = n > 0
-        avg = np.where(seen, total / np.maximum(n, 1), 0.0)
-        n_tracks = seen.sum(-1)
-        n_wrong = (seen & (avg > DOA_THRESHOLD_DEG)).sum(-1)
-        sum_avg = avg.sum(-1)
-
-        g_on, p_on = nG > 0, nP > 0
-        hit = g_on & p_on & (n_tracks > 0)
-        no_common = g_on & p_on & (n_tracks == 0)  # never in the same frame: nP are misses
-        extra_fp = np.where(hit, np.maximum(nP - nG, 0), 0) + np.where(p_on & ~g_on, nP, 0)
-        extra_fn = (np.where(hit, np.maximum(nG - nP, 0), 0) + np.where(g_on & ~p_on, nG, 0)
-                    + np.where(no_common, nP, 0))
-        wrong = np.where(hit, n_wrong, 0)
-
-        file_of_block = b.file_of_row[::S]
-        out = np.zeros((len(pairs), len(K.COUNTERS), C))
-
-        def put(name: str, per_block: np.ndarray) -> None:
-            out[:, K.IDX[name]] += b.per_file(per_block, S)
-
-        put("Nref", nG)
-        put("TP", np.where(hit, n_tracks - n_wrong, 0))
-        put(self.spatial_fp, wrong)
-        put("FP", extra_fp)
-        put("DE_FP", extra_fp)
-        put("FN", extra_fn)
-        put("DE_FN", extra_fn)
-        put("AngE", np.where(hit, sum_avg, 0))
-        put("DE_TP", np.where(hit, n_tracks, 0))
-        _sdi(out, file_of_block, (extra_fp + wrong).sum(1), extra_fn.sum(1))
-        return out
+        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes, unit=False)
+        max_pos = int(b.m_pos.max()) + 1 if len(b.m_pos) else 1
+        return kernels.segment_counts(b.rk, b.pk, b.m_key, b.m_pos, b.m_cost, self.num_classes,
+                                      FRAMES_PER_SEGMENT, b.row_file, b.n_files,
+                                      K.IDX[self.spatial_fp], max_pos, DOA_THRESHOLD_DEG)
 
     def summarise(self, counts: np.ndarray) -> dict:
         TP, FP, FPs, FN = (K.get(counts, n) for n in ("TP", "FP", "FP_spatial", "FN"))
@@ -232,32 +179,13 @@ class FrameScorer:
 
     def counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         """Counters ``(files, counters, classes)`` of (reference, prediction) table pairs."""
-        C = self.num_classes
-        # every file makes the official polar round trip before Cartesian angles
-        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], C,
-                   lambda azel: unit_terms(polar_to_cartesian(azel)), angle_unit_terms)
-        m = b.matches
-        dist_err = np.abs(b.rdist[m.ref] - b.pdist[m.pred])
-        rel_err = dist_err / (b.rdist[m.ref] + EPS)
-        bad = (m.cost > DOA_THRESHOLD_DEG) | (dist_err > self.dist_threshold_m) \
-            | (rel_err > self.reldist_threshold)
-        size = b.rows * C
-        n_pairs = np.bincount(m.key, minlength=size).reshape(-1, C)
-        n_bad = np.bincount(m.key, weights=bad, minlength=size).reshape(-1, C)
-        rn, pn = b.ref_count, b.pred_count
-        both = (rn > 0) & (pn > 0)
-        fp_extra = np.where(both, np.maximum(pn - rn, 0), pn * (rn == 0))
-        fn_extra = np.where(both, np.maximum(rn - pn, 0), rn * (pn == 0))
-
-        out = np.zeros((len(pairs), len(K.COUNTERS), C))
-        for name, per_row in (("Nref", rn), ("TP", n_pairs - n_bad), ("FP_spatial", n_bad),
-                              ("FP", fp_extra), ("DE_FP", fp_extra), ("FN", fn_extra),
-                              ("DE_FN", fn_extra), ("DE_TP", n_pairs)):
-            out[:, K.IDX[name]] = b.per_file(per_row)
-        for name, v in (("AngE", m.cost), ("DistE", dist_err), ("RelDistE", rel_err)):
-            out[:, K.IDX[name]] = b.per_file_pairs(v)
-        _sdi(out, b.file_of_row, (fp_extra + n_bad).sum(1), fn_extra.sum(1))
-        return out
+        # unit vectors after the official polar round trip, then Cartesian angles
+        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes, unit=True)
+        dist_err = np.abs(b.rd[b.m_ref] - b.pd[b.m_pred])
+        rel_err = dist_err / (b.rd[b.m_ref] + EPS)
+        return kernels.frame_counts(b.rk, b.pk, b.m_key, b.m_cost, dist_err, rel_err,
+                                    self.num_classes, b.row_file, b.n_files, DOA_THRESHOLD_DEG,
+                                    self.dist_threshold_m, self.reldist_threshold)
 
     def summarise(self, counts: np.ndarray) -> dict:
         TP, FP, FPs, FN = (K.get(counts, n) for n in ("TP", "FP", "FP_spatial", "FN"))

@@ -1,0 +1,331 @@
+"""Compiled inner loops of the metric suites (numba), over rows sorted by (file, frame, class).
+
+The loops follow the spec's per-frame pseudo-code one to one - the Python version of the same
+loops is :mod:`seldbench.metrics.reference` - but run over all files at once without Python
+overhead. Groups that need a real Hungarian assignment (more than 3 entries on both sides, or
+two different pairings within 1e-9 degrees of each other) are handed back to scipy, so the
+assignment is always the one scipy's ``linear_sum_assignment`` makes.
+
+Grid keys: ``key = (grid_row * C + class)``, ``grid_row = file_offset + frame``.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from seldbench.metrics.counters import IDX
+
+TIE_DEG = 1e-9
+_PERMS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]], np.int64)
+(_TP, _FP, _FPS, _FN, _NREF, _ANG, _DIST, _REL, _DETP, _DEFP, _DEFN, _S, _D, _I) = (
+    IDX[n] for n in ("TP", "FP", "FP_spatial", "FN", "Nref", "AngE", "DistE", "RelDistE",
+                     "DE_TP", "DE_FP", "DE_FN", "S", "D", "I"))
+
+
+@numba.njit(cache=True, inline="always")
+def _angle(rt, pt, i, j, cartesian):
+    """Angle in degrees between sorted reference row ``i`` and prediction row ``j``.
+    Polar terms: (azimuth rad, sin el, cos el); Cartesian terms: normalised x, y, z."""
+    if cartesian:
+        d = rt[i, 0] * pt[j, 0] + rt[i, 1] * pt[j, 1] + rt[i, 2] * pt[j, 2]
+    else:
+        d = rt[i, 1] * pt[j, 1] + rt[i, 2] * pt[j, 2] * math.cos(abs(rt[i, 0] - pt[j, 0]))
+    d = min(1.0, max(-1.0, d))
+    return math.acos(d) * 180.0 / math.pi
+
+
+@numba.njit(cache=True)
+def match_sorted(rk, pk, rt, pt, cartesian):
+    """Assign predictions to references inside every shared key.
+
+    Returns ``(ref_row, pred_row, cost, ref_pos, n, hard, n_hard)``: the first ``n`` pairs in
+    key order (rows index the sorted arrays; ``ref_pos`` = position of the reference row inside
+    its group) and ``n_hard`` groups ``(ref_start, refs, pred_start, preds)`` left to scipy.
+    """
+    nr, npr = rk.shape[0], pk.shape[0]
+    cap = min(nr, npr)
+    o_r = np.empty(cap, np.int64)
+    o_p = np.empty(cap, np.int64)
+    o_c = np.empty(cap, np.float64)
+    o_pos = np.empty(cap, np.int64)
+    hard = np.empty((cap, 4), np.int64)
+    cost = np.zeros((3, 3))
+    n = 0
+    nh = 0
+    i = 0
+    j = 0
+    while i < nr and j < npr:
+        if rk[i] < pk[j]:
+            i += 1
+            continue
+        if rk[i] > pk[j]:
+            j += 1
+            continue
+        key = rk[i]
+        g = 1
+        while i + g < nr and rk[i + g] == key:
+            g += 1
+        p = 1
+        while j + p < npr and pk[j + p] == key:
+            p += 1
+        if g == 1 or p == 1:
+            # one entry on a side: the first minimum, as scipy breaks ties
+            best = 0
+            bc = np.inf
+            for k in range(max(g, p)):
+                c = _angle(rt, pt, i + (k if g > 1 else 0), j + (k if p > 1 else 0), cartesian)
+                if c < bc:
+                    bc = c
+                    best = k
+            o_r[n] = i + (best if g > 1 else 0)
+            o_p[n] = j + (best if p > 1 else 0)
+            o_c[n] = bc
+            o_pos[n] = best if g > 1 else 0
+            n += 1
+        elif g <= 3 and p <= 3:
+            for a in range(3):
+                for b in range(3):
+                    cost[a, b] = _angle(rt, pt, i + a, j + b, cartesian) if (a < g and b < p) else 0.0
+            m = min(g, p)
+            tot = np.full(6, np.inf)
+            mask = np.zeros(6, np.int64)
+            for q in range(6):
+                used = 0
+                t = 0.0
+                bits = 0
+                for a in range(3):
+                    b = _PERMS[q, a]
+                    t += cost[a, b]
+                    if a < g and b < p:
+                        used += 1
+                        bits |= 1 << (3 * a + b)
+                if used == m:
+                    tot[q] = t
+                    mask[q] = bits
+            best = 0
+            for q in range(6):
+                if tot[q] < tot[best]:
+                    best = q
+            tie = False
+            for q in range(6):
+                if tot[q] <= tot[best] + TIE_DEG and mask[q] != mask[best]:
+                    tie = True
+            if tie:
+                hard[nh, 0], hard[nh, 1], hard[nh, 2], hard[nh, 3] = i, g, j, p
+                nh += 1
+            else:
+                for a in range(g):
+                    b = _PERMS[best, a]
+                    if b < p:
+                        o_r[n] = i + a
+                        o_p[n] = j + b
+                        o_c[n] = cost[a, b]
+                        o_pos[n] = a
+                        n += 1
+        else:
+            hard[nh, 0], hard[nh, 1], hard[nh, 2], hard[nh, 3] = i, g, j, p
+            nh += 1
+        i += g
+        j += p
+    return o_r, o_p, o_c, o_pos, n, hard, nh
+
+
+@numba.njit(cache=True)
+def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spatial, max_pos,
+                   threshold):
+    """Counters ``(files, counters, C)`` of the 1-s segment rules (spec 2.1), block by block.
+    ``m_*``: matched pairs sorted by key; ``spatial``: the counter a wrong match goes to."""
+    out = np.zeros((n_files, 14, C))
+    nG = np.zeros(C, np.int64)
+    nP = np.zeros(C, np.int64)
+    tsum = np.zeros((C, max_pos))
+    tcnt = np.zeros((C, max_pos), np.int64)
+    nr, npr, nm = rk.shape[0], pk.shape[0], m_key.shape[0]
+    i = 0
+    j = 0
+    m = 0
+    big = np.iinfo(np.int64).max
+    while i < nr or j < npr:
+        br = rk[i] // C // seg if i < nr else big
+        bp = pk[j] // C // seg if j < npr else big
+        blk = min(br, bp)
+        nG[:] = 0
+        nP[:] = 0
+        tsum[:, :] = 0.0
+        tcnt[:, :] = 0
+        while i < nr and rk[i] // C // seg == blk:  # most entries of a class in one frame
+            key = rk[i]
+            g = 0
+            while i < nr and rk[i] == key:
+                g += 1
+                i += 1
+            c = key % C
+            nG[c] = max(nG[c], g)
+        while j < npr and pk[j] // C // seg == blk:
+            key = pk[j]
+            p = 0
+            while j < npr and pk[j] == key:
+                p += 1
+                j += 1
+            c = key % C
+            nP[c] = max(nP[c], p)
+        while m < nm and m_key[m] // C // seg == blk:  # frame order: sums as upstream
+            c = m_key[m] % C
+            tsum[c, m_pos[m]] += m_cost[m]
+            tcnt[c, m_pos[m]] += 1
+            m += 1
+        f = row_file[blk * seg]
+        loc_fp = 0
+        loc_fn = 0
+        for c in range(C):
+            g = nG[c]
+            p = nP[c]
+            if g > 0:
+                out[f, _NREF, c] += g
+            if g > 0 and p > 0:
+                tracks = 0
+                for k in range(max_pos):
+                    if tcnt[c, k] > 0:
+                        tracks += 1
+                        avg = tsum[c, k] / tcnt[c, k]
+                        out[f, _ANG, c] += avg
+                        out[f, _DETP, c] += 1
+                        if avg <= threshold:
+                            out[f, _TP, c] += 1
+                        else:
+                            out[f, spatial, c] += 1
+                            loc_fp += 1
+                if tracks == 0:  # in both, never in the same frame: nP misses
+                    out[f, _FN, c] += p
+                    out[f, _DEFN, c] += p
+                    loc_fn += p
+                elif p > g:
+                    out[f, _FP, c] += p - g
+                    out[f, _DEFP, c] += p - g
+                    loc_fp += p - g
+                elif p < g:
+                    out[f, _FN, c] += g - p
+                    out[f, _DEFN, c] += g - p
+                    loc_fn += g - p
+            elif g > 0:
+                out[f, _FN, c] += g
+                out[f, _DEFN, c] += g
+                loc_fn += g
+            elif p > 0:
+                out[f, _FP, c] += p
+                out[f, _DEFP, c] += p
+                loc_fp += p
+        out[f, _S, 0] += min(loc_fp, loc_fn)
+        out[f, _D, 0] += max(0, loc_fn - loc_fp)
+        out[f, _I, 0] += max(0, loc_fp - loc_fn)
+    return out
+
+
+@numba.njit(cache=True)
+def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, threshold,
+                 dist_threshold, reldist_threshold):
+    """Counters ``(files, counters, C)`` of the 100-ms frame rules (spec 2.2), frame by frame."""
+    out = np.zeros((n_files, 14, C))
+    R = np.zeros(C, np.int64)
+    P = np.zeros(C, np.int64)
+    K = np.zeros(C, np.int64)
+    L = np.zeros(C, np.int64)
+    nr, npr, nm = rk.shape[0], pk.shape[0], m_key.shape[0]
+    i = 0
+    j = 0
+    m = 0
+    big = np.iinfo(np.int64).max
+    while i < nr or j < npr:
+        row = min(rk[i] // C if i < nr else big, pk[j] // C if j < npr else big)
+        R[:] = 0
+        P[:] = 0
+        K[:] = 0
+        L[:] = 0
+        f = row_file[row]
+        while i < nr and rk[i] // C == row:
+            R[rk[i] % C] += 1
+            i += 1
+        while j < npr and pk[j] // C == row:
+            P[pk[j] % C] += 1
+            j += 1
+        while m < nm and m_key[m] // C == row:
+            c = m_key[m] % C
+            K[c] += 1
+            if m_cost[m] > threshold or m_dist[m] > dist_threshold or m_rel[m] > reldist_threshold:
+                L[c] += 1
+            out[f, _ANG, c] += m_cost[m]
+            out[f, _DIST, c] += m_dist[m]
+            out[f, _REL, c] += m_rel[m]
+            m += 1
+        loc_fp = 0
+        loc_fn = 0
+        for c in range(C):
+            r = R[c]
+            p = P[c]
+            out[f, _NREF, c] += r
+            if r > 0 and p > 0:
+                fp = max(0, p - r)
+                fn = max(0, r - p)
+                out[f, _TP, c] += K[c] - L[c]
+                out[f, _FPS, c] += L[c]
+                out[f, _DETP, c] += K[c]
+                out[f, _FP, c] += fp
+                out[f, _DEFP, c] += fp
+                out[f, _FN, c] += fn
+                out[f, _DEFN, c] += fn
+                loc_fp += fp + L[c]
+                loc_fn += fn
+            elif r > 0:
+                out[f, _FN, c] += r
+                out[f, _DEFN, c] += r
+                loc_fn += r
+            elif p > 0:
+                out[f, _FP, c] += p
+                out[f, _DEFP, c] += p
+                loc_fp += p
+        out[f, _S, 0] += min(loc_fp, loc_fn)
+        out[f, _D, 0] += max(0, loc_fn - loc_fp)
+        out[f, _I, 0] += max(0, loc_fp - loc_fn)
+    return out
+
+
+@numba.njit(cache=True)
+def cost_block(rt, pt, i, g, j, p, cartesian):
+    """The ``(g, p)`` angle matrix of reference rows ``i..i+g`` and prediction rows ``j..j+p``."""
+    out = np.empty((g, p))
+    for a in range(g):
+        for b in range(p):
+            out[a, b] = _angle(rt, pt, i + a, j + b, cartesian)
+    return out
+
+
+@numba.njit(cache=True)
+def direction_terms(coords, cartesian_in, unit_out):
+    """Per-row direction terms from CSV coordinates, with the official conversions.
+
+    ``coords``: ``(N, 2)`` azimuth/elevation degrees or ``(N, 3)`` x, y, z (``cartesian_in``;
+    converted to degrees with ``atan2`` first, as every official loader does). Output ``(N, 3)``:
+    polar terms (azimuth rad, sin el, cos el), or with ``unit_out`` the unit vector of the
+    degrees, normalised by ``sqrt(|v|^2 + 1e-10)`` as the 2024 scorer does.
+    """
+    n = coords.shape[0]
+    out = np.empty((n, 3))
+    for k in range(n):
+        if cartesian_in:
+            x, y, z = coords[k, 0], coords[k, 1], coords[k, 2]
+            az = math.atan2(y, x) * 180 / math.pi
+            el = math.atan2(z, math.sqrt(x ** 2 + y ** 2)) * 180 / math.pi
+        else:
+            az, el = coords[k, 0], coords[k, 1]
+        a = az * math.pi / 180.0
+        e = el * math.pi / 180.0
+        if unit_out:
+            ce = math.cos(e)
+            ux, uy, uz = math.cos(a) * ce, math.sin(a) * ce, math.sin(e)
+            nn = math.sqrt(ux ** 2 + uy ** 2 + uz ** 2 + 1e-10)
+            out[k, 0], out[k, 1], out[k, 2] = ux / nn, uy / nn, uz / nn
+        else:
+            out[k, 0], out[k, 1], out[k, 2] = a, math.sin(e), math.cos(e)
+    return out
