@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from seldbench.features.stft import SAMPLE_RATE, FeatureModule, mel_filterbank, power, power_to_db
+from seldbench.features.stft import SAMPLE_RATE, FeatureModule, mel_filterbank, power
 
 
 class FoaLogmelIV(FeatureModule):
@@ -32,11 +32,13 @@ class FoaLogmelIV(FeatureModule):
     def __init__(self, sample_rate: int = SAMPLE_RATE, n_fft: int = 1024, hop_length: int = 480,
                  win_length: int = 960, n_mels: int = 64, fmin: float = 0.0,
                  fmax: float | None = None, top_db: float | None = 80.0, amin: float = 1e-10,
-                 eps: float = 1e-8, pad_mode: str = "constant", audio_offset: float = 1e-8) -> None:
+                 eps: float = 1e-8, pad_mode: str = "constant", audio_offset: float = 1e-8,
+                 frames_per_block: int | None = None) -> None:
         config = dict(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
                       win_length=win_length, n_mels=n_mels, fmin=fmin, fmax=fmax, top_db=top_db,
                       amin=amin, eps=eps, pad_mode=pad_mode, audio_offset=audio_offset)
-        super().__init__(config, n_fft, hop_length, win_length, pad_mode, audio_offset)
+        super().__init__(config, n_fft, hop_length, win_length, pad_mode, audio_offset,
+                         frames_per_block)
         self.bins = int(n_mels)
         self.top_db = top_db
         self.amin = float(amin)
@@ -44,15 +46,16 @@ class FoaLogmelIV(FeatureModule):
         fb = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
         self.register_buffer("mel_fb", torch.from_numpy(fb), persistent=False)  # (freq, mels)
 
-    def features(self, spec: Tensor) -> Tensor:
+    def block_features(self, spec: Tensor) -> Tensor:
         fb = self.mel_fb.to(spec.real.dtype)
         pw = power(spec)  # (B, 4, T, F)
-        logmel = power_to_db(pw @ fb, amin=self.amin, top_db=self.top_db)
-        w = spec[:, :1]
-        intensity = (w.conj() * spec[:, 1:4]).real  # (B, 3, T, F): Y, Z, X
-        energy = self.eps + pw[:, 0] + pw[:, 1:4].sum(dim=1) / 3.0  # (B, T, F)
-        iv = (intensity / energy.unsqueeze(1)) @ fb
-        return torch.cat([logmel, iv], dim=1)
+        mel = pw @ fb  # linear mel power; dB over the whole clip in forward()
+        re, im = spec.real, spec.imag
+        # Re(conj(W) V) for V = Y, Z, X: (B, 3, T, F)
+        intensity = re[:, :1] * re[:, 1:4] + im[:, :1] * im[:, 1:4]
+        energy = pw[:, 1:4].sum(dim=1, keepdim=True).div_(3.0).add_(pw[:, :1]).add_(self.eps)
+        iv = intensity.div_(energy) @ fb
+        return torch.cat([mel, iv], dim=1)
 
 
 #: Arguments that turn :class:`FoaLogmelIV` into EINV2's 128-mel variant.

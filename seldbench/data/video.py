@@ -1,0 +1,186 @@
+"""Video frames aligned with the 100-ms label frames (spec/data.md §3), decoded once and cached.
+
+For label frame ``k`` the frame shown at its centre time ``(k + 0.5) * hop_s`` is taken (the
+last video frame whose presentation time is not after it; the first frame before the video
+starts, the last one after it ends), resized to ``width x height`` RGB. A clip without video has
+no frames (:func:`clip_video_frames` returns None); nothing is ever filled with black.
+
+The decoded array of a clip is cached as ``.npy`` in ``cache_dir``, keyed by the video's
+resolved path, size and modification time and by the frame geometry, and written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seldbench.errors import SeldbenchError
+from seldbench.io import atomic_open
+from seldbench.specs import ClipFiles
+
+#: Bump when the decoding rule changes, so old cache files are not reused.
+CACHE_VERSION = 1
+DEFAULT_WIDTH = 224
+DEFAULT_HEIGHT = 112
+LABEL_HOP_S = 0.1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _open(path: Path):
+    import av
+
+    if not path.is_file():
+        raise SeldbenchError(f"{path}: no such video file")
+    try:
+        container = av.open(str(path))
+    except Exception as exc:  # PyAV raises FFmpegError subclasses, OSError, ...
+        raise SeldbenchError(f"{path}: cannot read video ({_one_line(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise SeldbenchError(f"{path}: no video stream")
+    return container
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Header facts of a video file (no frame is decoded)."""
+
+    width: int
+    height: int
+    fps: float  # average frame rate; 0 when unknown
+    duration_s: float  # 0 when unknown
+
+
+def video_info(path: str | os.PathLike) -> VideoInfo:
+    """Width, height, frame rate and duration of ``path``'s first video stream.
+
+    Raises :class:`SeldbenchError` ``path: problem`` for a missing or unreadable file.
+    """
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate) if stream.average_rate else 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000  # microseconds (av.time_base)
+        elif stream.frames and fps:
+            duration = stream.frames / fps
+        else:
+            duration = 0.0
+        return VideoInfo(int(stream.width), int(stream.height), fps, duration)
+    finally:
+        container.close()
+
+
+def label_frame_times(num_frames: int, hop_s: float = LABEL_HOP_S) -> np.ndarray:
+    """Centre times in seconds of ``num_frames`` label frames: ``(k + 0.5) * hop_s``."""
+    return (np.arange(int(num_frames)) + 0.5) * hop_s
+
+
+def decode_video_frames(path: str | os.PathLike, num_frames: int, *, width: int = DEFAULT_WIDTH,
+                        height: int = DEFAULT_HEIGHT, hop_s: float = LABEL_HOP_S) -> np.ndarray:
+    """Decode ``path`` once: uint8 ``(num_frames, height, width, 3)`` RGB, one frame per label
+    frame (the frame shown at the label frame's centre time). No caching."""
+    path = Path(path)
+    targets = label_frame_times(num_frames, hop_s)
+    out = np.empty((len(targets), height, width, 3), np.uint8)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate) if stream.average_rate else 0.0
+        k = 0
+        prev = prev_img = None
+
+        def image(frame):
+            return frame.to_ndarray(width=width, height=height, format="rgb24",
+                                    interpolation="AREA")
+
+        for index, frame in enumerate(container.decode(stream)):
+            t = frame.time
+            if t is None:
+                t = index / rate if rate else float(index)
+            cur_img = None
+            while k < len(targets) and targets[k] < t - 1e-6:  # shown before this frame
+                if prev is None:  # before the first frame: use the first frame
+                    cur_img = image(frame) if cur_img is None else cur_img
+                    out[k] = cur_img
+                else:
+                    prev_img = image(prev) if prev_img is None else prev_img
+                    out[k] = prev_img
+                k += 1
+            if k >= len(targets):
+                break
+            prev, prev_img = frame, cur_img
+        if prev is None and k < len(targets):
+            raise SeldbenchError(f"{path}: video has no frames")
+        if k < len(targets):  # after the last frame: hold it
+            out[k:] = image(prev) if prev_img is None else prev_img
+    except SeldbenchError:
+        raise
+    except Exception as exc:
+        raise SeldbenchError(f"{path}: cannot decode video ({_one_line(exc)})") from None
+    finally:
+        container.close()
+    return out
+
+
+def _cache_file(path: Path, cache_dir: Path, num_frames: int, width: int, height: int,
+                hop_s: float) -> Path:
+    st = path.stat()
+    key = json.dumps({"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                      "frames": int(num_frames), "width": width, "height": height,
+                      "hop_s": hop_s, "version": CACHE_VERSION}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir / f"{path.stem}-{width}x{height}-{digest}.npy"
+
+
+def load_video_frames(path: str | os.PathLike, num_frames: int, *, width: int = DEFAULT_WIDTH,
+                      height: int = DEFAULT_HEIGHT, hop_s: float = LABEL_HOP_S,
+                      cache_dir: str | os.PathLike | None = None,
+                      mmap: bool = True) -> np.ndarray:
+    """Frames of ``path`` for ``num_frames`` label frames, uint8 ``(num_frames, H, W, 3)``.
+
+    With ``cache_dir`` the result is decoded once and stored there (atomically); later calls
+    read it back (memory-mapped, read-only, when ``mmap``). A changed video file (size or
+    modification time) or frame geometry gets a new cache entry. Without ``cache_dir`` the
+    video is decoded every call.
+    """
+    path = Path(path)
+    if cache_dir is None:
+        return decode_video_frames(path, num_frames, width=width, height=height, hop_s=hop_s)
+    if not path.is_file():
+        raise SeldbenchError(f"{path}: no such video file")
+    cache = _cache_file(path, Path(cache_dir), num_frames, width, height, hop_s)
+    shape = (int(num_frames), height, width, 3)
+    if cache.is_file():
+        try:
+            arr = np.load(cache, mmap_mode="r" if mmap else None)
+            if arr.shape == shape and arr.dtype == np.uint8:
+                return arr
+        except (OSError, ValueError):
+            pass  # unreadable cache entry: decode again and replace it
+    arr = decode_video_frames(path, num_frames, width=width, height=height, hop_s=hop_s)
+    with atomic_open(cache, "wb") as fh:
+        np.save(fh, arr)
+    return arr
+
+
+def clip_video_frames(clip: ClipFiles, num_frames: int, **kwargs) -> np.ndarray | None:
+    """:func:`load_video_frames` of ``clip.video``, or None when the clip has no video."""
+    if clip.video is None:
+        return None
+    return load_video_frames(clip.video, num_frames, **kwargs)
+
+
+__all__ = ["VideoInfo", "video_info", "label_frame_times", "decode_video_frames",
+           "load_video_frames", "clip_video_frames", "CACHE_VERSION"]
