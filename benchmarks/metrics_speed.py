@@ -43,7 +43,8 @@ def main() -> None:
         refs = sorted((Path(tmp) / "ref").iterdir())
         preds = sorted((Path(tmp) / "pred").iterdir())
         print(f"{args.files} one-minute files, {C} classes; best of {args.repeat}\n")
-        print(f"{'suite':<10} {'loop reference':>15} {'vectorised':>11} {'speed-up':>9}")
+        print(f"{'suite':<10} {'loop reference':>15} {'compiled, 1 thread':>19} {'speed-up':>9}"
+              f" {'N threads':>10} {'speed-up':>9}")
         for suite in ("dcase2023", "dcase2024"):
             sc = get_registry().get_metric_suite(suite).build(C)
             tables = [(sc.read_reference(r), sc.read_prediction(p)) for r, p in zip(refs, preds)]
@@ -66,8 +67,13 @@ def main() -> None:
             assert all(np.isclose(a[k], b[k], equal_nan=True) for k in a if k != "classwise"), \
                 "vectorised and loop reference disagree"
             t_slow = best_of(slow, args.repeat)
-            t_fast = best_of(fast, args.repeat)
-            print(f"{suite:<10} {t_slow:>14.3f}s {t_fast:>10.4f}s {t_slow / t_fast:>8.0f}x")
+            threads = sc.workers
+            sc.workers = 1
+            t_one = best_of(fast, args.repeat)
+            sc.workers = threads
+            t_all = best_of(fast, args.repeat)
+            print(f"{suite:<10} {t_slow:>14.3f}s {t_one:>18.4f}s {t_slow / t_one:>8.0f}x"
+                  f" {t_all:>9.4f}s {t_slow / t_all:>8.0f}x  ({threads} threads)")
         print()
         for suite in ("dcase2023", "dcase2024"):
             t = best_of(lambda: score_folders(Path(tmp) / "pred", Path(tmp) / "ref", suite), args.repeat)

@@ -25,24 +25,51 @@ _PERMS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1,
 
 
 @numba.njit(cache=True, inline="always")
-def _angle(rt, pt, i, j, cartesian):
-    """Angle in degrees between sorted reference row ``i`` and prediction row ``j``.
-    Polar terms: (azimuth rad, sin el, cos el); Cartesian terms: normalised x, y, z."""
-    if cartesian:
-        d = rt[i, 0] * pt[j, 0] + rt[i, 1] * pt[j, 1] + rt[i, 2] * pt[j, 2]
+def _terms(coords, k, cartesian_in, unit_out, out, o):
+    """Direction terms of CSV row ``k`` into ``out[o]``, with the official conversions.
+
+    ``coords[k]``: azimuth/elevation degrees, or x, y, z (``cartesian_in``: converted to degrees
+    with ``atan2`` first, as every official loader does). Terms: (azimuth rad, sin el, cos el),
+    or with ``unit_out`` the unit vector of the degrees normalised by ``sqrt(|v|^2 + 1e-10)``
+    as the 2024 scorer does.
+    """
+    if cartesian_in:
+        x, y, z = coords[k, 0], coords[k, 1], coords[k, 2]
+        az = math.atan2(y, x) * 180 / math.pi
+        el = math.atan2(z, math.sqrt(x ** 2 + y ** 2)) * 180 / math.pi
     else:
-        d = rt[i, 1] * pt[j, 1] + rt[i, 2] * pt[j, 2] * math.cos(abs(rt[i, 0] - pt[j, 0]))
+        az, el = coords[k, 0], coords[k, 1]
+    a = az * math.pi / 180.0
+    e = el * math.pi / 180.0
+    if unit_out:
+        ce = math.cos(e)
+        ux, uy, uz = math.cos(a) * ce, math.sin(a) * ce, math.sin(e)
+        nn = math.sqrt(ux ** 2 + uy ** 2 + uz ** 2 + 1e-10)
+        out[o, 0], out[o, 1], out[o, 2] = ux / nn, uy / nn, uz / nn
+    else:
+        out[o, 0], out[o, 1], out[o, 2] = a, math.sin(e), math.cos(e)
+
+
+@numba.njit(cache=True, inline="always")
+def _angle(r, a, p, b, unit):
+    """Angle in degrees between terms ``r[a]`` and ``p[b]`` (see :func:`_terms`)."""
+    if unit:
+        d = r[a, 0] * p[b, 0] + r[a, 1] * p[b, 1] + r[a, 2] * p[b, 2]
+    else:
+        d = r[a, 1] * p[b, 1] + r[a, 2] * p[b, 2] * math.cos(abs(r[a, 0] - p[b, 0]))
     d = min(1.0, max(-1.0, d))
     return math.acos(d) * 180.0 / math.pi
 
 
-@numba.njit(cache=True)
-def match_sorted(rk, pk, rt, pt, cartesian):
+@numba.njit(cache=True, nogil=True)
+def match_sorted(rk, pk, rc, pc, r_cart, p_cart, unit):
     """Assign predictions to references inside every shared key.
 
-    Returns ``(ref_row, pred_row, cost, ref_pos, n, hard, n_hard)``: the first ``n`` pairs in
-    key order (rows index the sorted arrays; ``ref_pos`` = position of the reference row inside
-    its group) and ``n_hard`` groups ``(ref_start, refs, pred_start, preds)`` left to scipy.
+    ``rk``/``pk``: sorted keys; ``rc``/``pc``: their CSV coordinates (``r_cart``/``p_cart``:
+    Cartesian), converted here only for rows of shared keys. Returns ``(ref_row, pred_row,
+    cost, ref_pos, n, hard, n_hard)``: the first ``n`` pairs in key order (``ref_pos`` = position
+    of the reference row inside its group) and ``n_hard`` groups ``(ref_start, refs,
+    pred_start, preds)`` left to scipy.
     """
     nr, npr = rk.shape[0], pk.shape[0]
     cap = min(nr, npr)
@@ -51,6 +78,8 @@ def match_sorted(rk, pk, rt, pt, cartesian):
     o_c = np.empty(cap, np.float64)
     o_pos = np.empty(cap, np.int64)
     hard = np.empty((cap, 4), np.int64)
+    rt = np.empty((3, 3))
+    pt = np.empty((3, 3))
     cost = np.zeros((3, 3))
     n = 0
     nh = 0
@@ -72,10 +101,18 @@ def match_sorted(rk, pk, rt, pt, cartesian):
             p += 1
         if g == 1 or p == 1:
             # one entry on a side: the first minimum, as scipy breaks ties
+            if g == 1:
+                _terms(rc, i, r_cart, unit, rt, 0)
+            if p == 1:
+                _terms(pc, j, p_cart, unit, pt, 0)
             best = 0
             bc = np.inf
             for k in range(max(g, p)):
-                c = _angle(rt, pt, i + (k if g > 1 else 0), j + (k if p > 1 else 0), cartesian)
+                if g > 1:
+                    _terms(rc, i + k, r_cart, unit, rt, 0)
+                if p > 1:
+                    _terms(pc, j + k, p_cart, unit, pt, 0)
+                c = _angle(rt, 0, pt, 0, unit)
                 if c < bc:
                     bc = c
                     best = k
@@ -85,9 +122,13 @@ def match_sorted(rk, pk, rt, pt, cartesian):
             o_pos[n] = best if g > 1 else 0
             n += 1
         elif g <= 3 and p <= 3:
+            for a in range(g):
+                _terms(rc, i + a, r_cart, unit, rt, a)
+            for b in range(p):
+                _terms(pc, j + b, p_cart, unit, pt, b)
             for a in range(3):
                 for b in range(3):
-                    cost[a, b] = _angle(rt, pt, i + a, j + b, cartesian) if (a < g and b < p) else 0.0
+                    cost[a, b] = _angle(rt, a, pt, b, unit) if (a < g and b < p) else 0.0
             m = min(g, p)
             tot = np.full(6, np.inf)
             mask = np.zeros(6, np.int64)
@@ -133,6 +174,22 @@ def match_sorted(rk, pk, rt, pt, cartesian):
 
 
 @numba.njit(cache=True)
+def cost_block(rc, pc, r_cart, p_cart, unit, i, g, j, p):
+    """The ``(g, p)`` angle matrix of reference rows ``i..i+g`` and prediction rows ``j..j+p``."""
+    rt = np.empty((g, 3))
+    pt = np.empty((p, 3))
+    for a in range(g):
+        _terms(rc, i + a, r_cart, unit, rt, a)
+    for b in range(p):
+        _terms(pc, j + b, p_cart, unit, pt, b)
+    out = np.empty((g, p))
+    for a in range(g):
+        for b in range(p):
+            out[a, b] = _angle(rt, a, pt, b, unit)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spatial, max_pos,
                    threshold):
     """Counters ``(files, counters, C)`` of the 1-s segment rules (spec 2.1), block by block.
@@ -223,7 +280,7 @@ def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spat
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, threshold,
                  dist_threshold, reldist_threshold):
     """Counters ``(files, counters, C)`` of the 100-ms frame rules (spec 2.2), frame by frame."""
@@ -291,41 +348,37 @@ def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, thr
     return out
 
 
-@numba.njit(cache=True)
-def cost_block(rt, pt, i, g, j, p, cartesian):
-    """The ``(g, p)`` angle matrix of reference rows ``i..i+g`` and prediction rows ``j..j+p``."""
-    out = np.empty((g, p))
-    for a in range(g):
-        for b in range(p):
-            out[a, b] = _angle(rt, pt, i + a, j + b, cartesian)
-    return out
 
+def match_parallel(rk, pk, rc, pc, r_cart, p_cart, unit, workers: int):
+    """:func:`match_sorted` on ``workers`` key ranges at once (the loop releases the GIL).
 
-@numba.njit(cache=True)
-def direction_terms(coords, cartesian_in, unit_out):
-    """Per-row direction terms from CSV coordinates, with the official conversions.
-
-    ``coords``: ``(N, 2)`` azimuth/elevation degrees or ``(N, 3)`` x, y, z (``cartesian_in``;
-    converted to degrees with ``atan2`` first, as every official loader does). Output ``(N, 3)``:
-    polar terms (azimuth rad, sin el, cos el), or with ``unit_out`` the unit vector of the
-    degrees, normalised by ``sqrt(|v|^2 + 1e-10)`` as the 2024 scorer does.
+    Returns the pairs ``(ref_row, pred_row, cost, ref_pos)`` in key order and the hard groups.
     """
-    n = coords.shape[0]
-    out = np.empty((n, 3))
-    for k in range(n):
-        if cartesian_in:
-            x, y, z = coords[k, 0], coords[k, 1], coords[k, 2]
-            az = math.atan2(y, x) * 180 / math.pi
-            el = math.atan2(z, math.sqrt(x ** 2 + y ** 2)) * 180 / math.pi
-        else:
-            az, el = coords[k, 0], coords[k, 1]
-        a = az * math.pi / 180.0
-        e = el * math.pi / 180.0
-        if unit_out:
-            ce = math.cos(e)
-            ux, uy, uz = math.cos(a) * ce, math.sin(a) * ce, math.sin(e)
-            nn = math.sqrt(ux ** 2 + uy ** 2 + uz ** 2 + 1e-10)
-            out[k, 0], out[k, 1], out[k, 2] = ux / nn, uy / nn, uz / nn
-        else:
-            out[k, 0], out[k, 1], out[k, 2] = a, math.sin(e), math.cos(e)
-    return out
+    bounds = [0]
+    if workers > 1 and len(rk) > 20000:
+        cuts = rk[(np.arange(1, workers) * len(rk)) // workers]
+        bounds += list(np.unique(cuts))
+    r_at = [int(np.searchsorted(rk, b)) for b in bounds] + [len(rk)]
+    p_at = [int(np.searchsorted(pk, b)) for b in bounds] + [len(pk)]
+
+    def run(k):
+        r0, r1, p0, p1 = r_at[k], r_at[k + 1], p_at[k], p_at[k + 1]
+        o_r, o_p, o_c, o_pos, n, hard, nh = match_sorted(rk[r0:r1], pk[p0:p1], rc[r0:r1],
+                                                         pc[p0:p1], r_cart, p_cart, unit)
+        hard = hard[:nh].copy()
+        hard[:, 0] += r0
+        hard[:, 2] += p0
+        return o_r[:n] + r0, o_p[:n] + p0, o_c[:n], o_pos[:n], hard
+
+    if len(bounds) == 1:
+        parts = [run(0)]
+    else:
+        with _pool(len(bounds)) as pool:
+            parts = list(pool.map(run, range(len(bounds))))
+    return tuple(np.concatenate(x) for x in zip(*parts))
+
+
+def _pool(n: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=n)

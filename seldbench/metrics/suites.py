@@ -10,6 +10,7 @@ reference frame, which the official 2022-2024 code loses.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Sequence
 
@@ -25,6 +26,15 @@ EPS = np.finfo(np.float64).eps
 DOA_THRESHOLD_DEG = 20.0
 FRAMES_PER_SEGMENT = 10  # 100-ms label frames per 1-s segment
 MAX_FRAMES = 10_000_000  # ~11.5 days of 100-ms frames: beyond this a frame index is an error
+
+
+def default_workers() -> int:
+    """Threads for the matching loop: the CPUs this process may use, at most 4."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(4, n))
 
 
 def _last_frame(ref: EventTable, suite: str) -> int:
@@ -48,7 +58,7 @@ class _Batch:
     """
 
     def __init__(self, pairs: Sequence[tuple[EventTable, EventTable]], n_frames, num_classes: int,
-                 unit: bool) -> None:
+                 unit: bool, workers: int = 1) -> None:
         C = self.C = num_classes
         n_frames = np.asarray(n_frames, np.int64)
         offset = np.concatenate([[0], np.cumsum(n_frames)[:-1]]).astype(np.int64)
@@ -65,23 +75,23 @@ class _Batch:
             dist = np.concatenate([t.distance if t.distance is not None else np.zeros(len(t))
                                    for t in tabs])
             cart = {t.cartesian for t in tabs}
-            if len(cart) == 1:  # one layout: convert in the compiled loop
-                coords = np.concatenate([t.coords for t in tabs])[idx]
-                terms = kernels.direction_terms(coords, cart.pop(), unit)
+            if len(cart) == 1:  # one layout: converted in the compiled loop
+                coords, is_cart = np.concatenate([t.coords for t in tabs])[idx], cart.pop()
             else:
-                terms = kernels.direction_terms(concat_polar(tabs)[idx], False, unit)
-            return key[idx], terms, dist[idx]
+                coords, is_cart = concat_polar(tabs)[idx], False
+            return key[idx], np.ascontiguousarray(coords), is_cart, dist[idx]
 
-        self.rk, rt, self.rd = gather(0)
-        self.pk, pt, self.pd = gather(1)
-        m_r, m_p, m_c, m_pos, n, hard, n_hard = kernels.match_sorted(self.rk, self.pk, rt, pt, unit)
-        parts = [(m_r[:n], m_p[:n], m_c[:n], m_pos[:n])]
-        for i, g, j, p in hard[:n_hard]:  # rare: big groups and ties, decided by scipy
-            cost = kernels.cost_block(rt, pt, i, g, j, p, unit)
+        self.rk, rc, r_cart, self.rd = gather(0)
+        self.pk, pc, p_cart, self.pd = gather(1)
+        m_r, m_p, m_c, m_pos, hard = kernels.match_parallel(
+            self.rk, self.pk, rc, pc, r_cart, p_cart, unit, workers)
+        parts = [(m_r, m_p, m_c, m_pos)]
+        for i, g, j, p in hard:  # rare: big groups and ties, decided by scipy
+            cost = kernels.cost_block(rc, pc, r_cart, p_cart, unit, i, g, j, p)
             a, b = linear_sum_assignment(cost)
             parts.append((i + a, j + b, cost[a, b], a))
         m_r, m_p, m_c, m_pos = (np.concatenate(x) for x in zip(*parts))
-        if n_hard:
+        if len(hard):
             order = np.argsort(self.rk[m_r], kind="stable")
             m_r, m_p, m_c, m_pos = m_r[order], m_p[order], m_c[order], m_pos[order]
         self.m_ref, self.m_pred, self.m_cost, self.m_pos = m_r, m_p, m_c, m_pos.astype(np.int64)
@@ -104,6 +114,7 @@ class SegmentScorer:
         self.spatial_fp = spatial_fp  # the counter a match beyond 20 degrees goes to
         self.ref_layouts, self.pred_layouts = ref_layouts, pred_layouts
         self.fixed_frames, self.no_last_frame_drop = fixed_frames, no_last_frame_drop
+        self.workers = default_workers()
 
     def read_reference(self, path) -> EventTable:
         return read_dcase_csv(path, self.ref_layouts, self.num_classes)
@@ -123,7 +134,8 @@ class SegmentScorer:
 
     def counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         """Counters ``(files, counters, classes)`` of (reference, prediction) table pairs."""
-        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes, unit=False)
+        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes,
+                   unit=False, workers=self.workers)
         max_pos = int(b.m_pos.max()) + 1 if len(b.m_pos) else 1
         return kernels.segment_counts(b.rk, b.pk, b.m_key, b.m_pos, b.m_cost, self.num_classes,
                                       FRAMES_PER_SEGMENT, b.row_file, b.n_files,
@@ -162,6 +174,7 @@ class FrameScorer:
         self.num_classes = num_classes
         self.dist_threshold_m, self.reldist_threshold = dist_threshold_m, reldist_threshold
         self.no_last_frame_drop = no_last_frame_drop
+        self.workers = default_workers()
 
     def read_reference(self, path) -> EventTable:
         t = read_dcase_csv(path, {6: "fctaed"}, self.num_classes)
@@ -180,7 +193,8 @@ class FrameScorer:
     def counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         """Counters ``(files, counters, classes)`` of (reference, prediction) table pairs."""
         # unit vectors after the official polar round trip, then Cartesian angles
-        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes, unit=True)
+        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes,
+                   unit=True, workers=self.workers)
         dist_err = np.abs(b.rd[b.m_ref] - b.pd[b.m_pred])
         rel_err = dist_err / (b.rd[b.m_ref] + EPS)
         return kernels.frame_counts(b.rk, b.pk, b.m_key, b.m_cost, dist_err, rel_err,
