@@ -26,7 +26,8 @@ _PERMS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1,
 
 @numba.njit(cache=True, inline="always")
 def _terms(coords, k, cartesian_in, unit_out, out, o):
-    """Direction terms of CSV row ``k`` into ``out[o]``, with the official conversions.
+    """Direction terms of CSV row ``k`` (of ``coords``) into ``out[o]``, with the official
+    conversions.
 
     ``coords[k]``: azimuth/elevation degrees, or x, y, z (``cartesian_in``: converted to degrees
     with ``atan2`` first, as every official loader does). Terms: (azimuth rad, sin el, cos el),
@@ -62,11 +63,11 @@ def _angle(r, a, p, b, unit):
 
 
 @numba.njit(cache=True, nogil=True)
-def match_sorted(rk, pk, rc, pc, r_cart, p_cart, unit):
+def match_sorted(rk, pk, rc, pc, ri, pi, r_cart, p_cart, unit):
     """Assign predictions to references inside every shared key.
 
-    ``rk``/``pk``: sorted keys; ``rc``/``pc``: their CSV coordinates (``r_cart``/``p_cart``:
-    Cartesian), converted here only for rows of shared keys. Returns ``(ref_row, pred_row,
+    ``rk``/``pk``: sorted keys; sorted row ``k`` has CSV coordinates ``rc[ri[k]]`` (``pc[pi[k]]``;
+    Cartesian when ``r_cart``/``p_cart``), converted here only for rows of shared keys. Returns ``(ref_row, pred_row,
     cost, ref_pos, n, hard, n_hard)``: the first ``n`` pairs in key order (``ref_pos`` = position
     of the reference row inside its group) and ``n_hard`` groups ``(ref_start, refs,
     pred_start, preds)`` left to scipy.
@@ -102,16 +103,16 @@ def match_sorted(rk, pk, rc, pc, r_cart, p_cart, unit):
         if g == 1 or p == 1:
             # one entry on a side: the first minimum, as scipy breaks ties
             if g == 1:
-                _terms(rc, i, r_cart, unit, rt, 0)
+                _terms(rc, ri[i], r_cart, unit, rt, 0)
             if p == 1:
-                _terms(pc, j, p_cart, unit, pt, 0)
+                _terms(pc, pi[j], p_cart, unit, pt, 0)
             best = 0
             bc = np.inf
             for k in range(max(g, p)):
                 if g > 1:
-                    _terms(rc, i + k, r_cart, unit, rt, 0)
+                    _terms(rc, ri[i + k], r_cart, unit, rt, 0)
                 if p > 1:
-                    _terms(pc, j + k, p_cart, unit, pt, 0)
+                    _terms(pc, pi[j + k], p_cart, unit, pt, 0)
                 c = _angle(rt, 0, pt, 0, unit)
                 if c < bc:
                     bc = c
@@ -123,9 +124,9 @@ def match_sorted(rk, pk, rc, pc, r_cart, p_cart, unit):
             n += 1
         elif g <= 3 and p <= 3:
             for a in range(g):
-                _terms(rc, i + a, r_cart, unit, rt, a)
+                _terms(rc, ri[i + a], r_cart, unit, rt, a)
             for b in range(p):
-                _terms(pc, j + b, p_cart, unit, pt, b)
+                _terms(pc, pi[j + b], p_cart, unit, pt, b)
             for a in range(3):
                 for b in range(3):
                     cost[a, b] = _angle(rt, a, pt, b, unit) if (a < g and b < p) else 0.0
@@ -174,14 +175,14 @@ def match_sorted(rk, pk, rc, pc, r_cart, p_cart, unit):
 
 
 @numba.njit(cache=True)
-def cost_block(rc, pc, r_cart, p_cart, unit, i, g, j, p):
+def cost_block(rc, pc, ri, pi, r_cart, p_cart, unit, i, g, j, p):
     """The ``(g, p)`` angle matrix of reference rows ``i..i+g`` and prediction rows ``j..j+p``."""
     rt = np.empty((g, 3))
     pt = np.empty((p, 3))
     for a in range(g):
-        _terms(rc, i + a, r_cart, unit, rt, a)
+        _terms(rc, ri[i + a], r_cart, unit, rt, a)
     for b in range(p):
-        _terms(pc, j + b, p_cart, unit, pt, b)
+        _terms(pc, pi[j + b], p_cart, unit, pt, b)
     out = np.empty((g, p))
     for a in range(g):
         for b in range(p):
@@ -348,37 +349,3 @@ def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, thr
     return out
 
 
-
-def match_parallel(rk, pk, rc, pc, r_cart, p_cart, unit, workers: int):
-    """:func:`match_sorted` on ``workers`` key ranges at once (the loop releases the GIL).
-
-    Returns the pairs ``(ref_row, pred_row, cost, ref_pos)`` in key order and the hard groups.
-    """
-    bounds = [0]
-    if workers > 1 and len(rk) > 20000:
-        cuts = rk[(np.arange(1, workers) * len(rk)) // workers]
-        bounds += list(np.unique(cuts))
-    r_at = [int(np.searchsorted(rk, b)) for b in bounds] + [len(rk)]
-    p_at = [int(np.searchsorted(pk, b)) for b in bounds] + [len(pk)]
-
-    def run(k):
-        r0, r1, p0, p1 = r_at[k], r_at[k + 1], p_at[k], p_at[k + 1]
-        o_r, o_p, o_c, o_pos, n, hard, nh = match_sorted(rk[r0:r1], pk[p0:p1], rc[r0:r1],
-                                                         pc[p0:p1], r_cart, p_cart, unit)
-        hard = hard[:nh].copy()
-        hard[:, 0] += r0
-        hard[:, 2] += p0
-        return o_r[:n] + r0, o_p[:n] + p0, o_c[:n], o_pos[:n], hard
-
-    if len(bounds) == 1:
-        parts = [run(0)]
-    else:
-        with _pool(len(bounds)) as pool:
-            parts = list(pool.map(run, range(len(bounds))))
-    return tuple(np.concatenate(x) for x in zip(*parts))
-
-
-def _pool(n: int):
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(max_workers=n)

@@ -13,6 +13,7 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -37,6 +38,20 @@ def default_workers() -> int:
     return max(1, min(4, n))
 
 
+def _in_threads(fn, pairs: Sequence, workers: int) -> np.ndarray:
+    """``fn(pairs)`` on ``workers`` contiguous groups of files at once, stacked in file order.
+    Counters are per file, so the groups are independent; the compiled loops and most numpy
+    calls release the GIL."""
+    rows = np.cumsum([len(r) + len(p) for r, p in pairs])
+    if workers < 2 or len(pairs) < 2 or rows[-1] < 20000:
+        return fn(pairs)
+    cuts = np.searchsorted(rows, rows[-1] * np.arange(1, workers) / workers) + 1
+    bounds = [0, *sorted({int(c) for c in cuts if 0 < c < len(pairs)}), len(pairs)]
+    chunks = [pairs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        return np.concatenate(list(pool.map(fn, chunks)))
+
+
 def _last_frame(ref: EventTable, suite: str) -> int:
     if len(ref) == 0:
         raise SeldbenchError(f"{ref.path}: reference has no events; {suite} takes the evaluated "
@@ -58,7 +73,7 @@ class _Batch:
     """
 
     def __init__(self, pairs: Sequence[tuple[EventTable, EventTable]], n_frames, num_classes: int,
-                 unit: bool, workers: int = 1) -> None:
+                 unit: bool) -> None:
         C = self.C = num_classes
         n_frames = np.asarray(n_frames, np.int64)
         offset = np.concatenate([[0], np.cumsum(n_frames)[:-1]]).astype(np.int64)
@@ -76,22 +91,22 @@ class _Batch:
                                    for t in tabs])
             cart = {t.cartesian for t in tabs}
             if len(cart) == 1:  # one layout: converted in the compiled loop
-                coords, is_cart = np.concatenate([t.coords for t in tabs])[idx], cart.pop()
+                coords, is_cart = np.concatenate([t.coords for t in tabs]), cart.pop()
             else:
-                coords, is_cart = concat_polar(tabs)[idx], False
-            return key[idx], np.ascontiguousarray(coords), is_cart, dist[idx]
+                coords, is_cart = concat_polar(tabs), False
+            return key[idx], coords, idx, is_cart, dist[idx]
 
-        self.rk, rc, r_cart, self.rd = gather(0)
-        self.pk, pc, p_cart, self.pd = gather(1)
-        m_r, m_p, m_c, m_pos, hard = kernels.match_parallel(
-            self.rk, self.pk, rc, pc, r_cart, p_cart, unit, workers)
-        parts = [(m_r, m_p, m_c, m_pos)]
-        for i, g, j, p in hard:  # rare: big groups and ties, decided by scipy
-            cost = kernels.cost_block(rc, pc, r_cart, p_cart, unit, i, g, j, p)
+        self.rk, rc, ri, r_cart, self.rd = gather(0)
+        self.pk, pc, pi, p_cart, self.pd = gather(1)
+        m_r, m_p, m_c, m_pos, n, hard, n_hard = kernels.match_sorted(
+            self.rk, self.pk, rc, pc, ri, pi, r_cart, p_cart, unit)
+        parts = [(m_r[:n], m_p[:n], m_c[:n], m_pos[:n])]
+        for i, g, j, p in hard[:n_hard]:  # rare: big groups and ties, decided by scipy
+            cost = kernels.cost_block(rc, pc, ri, pi, r_cart, p_cart, unit, i, g, j, p)
             a, b = linear_sum_assignment(cost)
             parts.append((i + a, j + b, cost[a, b], a))
         m_r, m_p, m_c, m_pos = (np.concatenate(x) for x in zip(*parts))
-        if len(hard):
+        if n_hard:
             order = np.argsort(self.rk[m_r], kind="stable")
             m_r, m_p, m_c, m_pos = m_r[order], m_p[order], m_c[order], m_pos[order]
         self.m_ref, self.m_pred, self.m_cost, self.m_pos = m_r, m_p, m_c, m_pos.astype(np.int64)
@@ -134,8 +149,10 @@ class SegmentScorer:
 
     def counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         """Counters ``(files, counters, classes)`` of (reference, prediction) table pairs."""
-        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes,
-                   unit=False, workers=self.workers)
+        return _in_threads(self._counts, pairs, self.workers)
+
+    def _counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
+        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes, unit=False)
         max_pos = int(b.m_pos.max()) + 1 if len(b.m_pos) else 1
         return kernels.segment_counts(b.rk, b.pk, b.m_key, b.m_pos, b.m_cost, self.num_classes,
                                       FRAMES_PER_SEGMENT, b.row_file, b.n_files,
@@ -192,9 +209,11 @@ class FrameScorer:
 
     def counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         """Counters ``(files, counters, classes)`` of (reference, prediction) table pairs."""
+        return _in_threads(self._counts, pairs, self.workers)
+
+    def _counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         # unit vectors after the official polar round trip, then Cartesian angles
-        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes,
-                   unit=True, workers=self.workers)
+        b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes, unit=True)
         dist_err = np.abs(b.rd[b.m_ref] - b.pd[b.m_pred])
         rel_err = dist_err / (b.rd[b.m_ref] + EPS)
         return kernels.frame_counts(b.rk, b.pk, b.m_key, b.m_cost, dist_err, rel_err,
