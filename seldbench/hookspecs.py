@@ -79,9 +79,12 @@ def seldbench_register_datasets() -> list:
 def seldbench_register_metric_suites() -> list:
     """Return metric suites, as a list of :class:`~seldbench.specs.MetricSuiteSpec`.
 
-    ``build(num_classes, **options)`` returns a scorer with ``read_reference(path)``,
-    ``read_prediction(path)``, ``file_counts(ref, pred) -> (counters, classes) array`` and
-    ``summarise(counts) -> dict`` (keys: every name in ``figures`` and ``classwise``).
+    ``build(num_classes, **options)`` returns a scorer with ``read_reference(path)`` and
+    ``read_prediction(path)`` (strict readers; a bad row raises ``SeldbenchError`` with
+    ``file:line: problem``), ``counts(pairs) -> (files, counters, classes) array`` for a list of
+    ``(reference, prediction)`` tables, and ``summarise(counts) -> dict`` over counters summed
+    across files (keys: every name in ``figures`` and ``classwise``). Counters must add up over
+    files: the core forms leave-one-file-out jackknife intervals by subtraction.
     ``rank_by`` names the figure that ranks systems; ``higher_is_better`` its direction.
     ``options`` lists non-parity switches (all off by default) with their default values.
     """

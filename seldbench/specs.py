@@ -25,10 +25,11 @@ class MetricSuiteSpec:
 
     - ``read_reference(path) -> EventTable`` and ``read_prediction(path) -> EventTable``: strict
       readers (a bad row raises :class:`SeldbenchError` ``file:line: problem``);
-    - ``file_counts(ref, pred) -> np.ndarray``: the additive counters of one file,
-      shape ``(counters, num_classes)``;
+    - ``counts(pairs) -> np.ndarray``: additive counters of each ``(ref, pred)`` table pair,
+      shape ``(files, counters, num_classes)`` (all files at once, so a suite can vectorise
+      across them);
     - ``summarise(counts) -> dict``: the figures (keys = ``figures``) plus ``classwise`` from
-      counters summed over files.
+      counters summed over files, shape ``(counters, num_classes)``.
 
     Because counters add up over files, the core computes leave-one-file-out jackknife
     intervals by subtraction, for any suite.

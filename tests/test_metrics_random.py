@@ -6,7 +6,7 @@ import pytest
 
 from seldbench.metrics import counters as K
 from seldbench.metrics import reference
-from seldbench.metrics.csvio import make_table
+from seldbench.metrics.csvio import EventTable, make_table
 from seldbench.metrics.simulate import random_prediction, random_reference
 from seldbench.registry import get_registry
 
@@ -101,3 +101,24 @@ def test_jackknife_by_subtraction_equals_rescoring(tmp_path):
     t = stats.t.ppf(0.975, 4)
     assert full.interval["F"] == pytest.approx((est - t * se, est + t * se), abs=1e-12)
     assert "interval" in full.figures["classwise"][0]
+
+
+@pytest.mark.parametrize("suite", ["dcase2021", "dcase2023", "dcase2024"])
+def test_batched_threaded_counts_equal_per_file_counts(suite):
+    """All files in one pass (and split across threads) give each file's own counters."""
+    C = 12 if suite == "dcase2021" else 13
+    rng = np.random.default_rng(5)
+    sc = _scorer(suite, C)
+    pairs = []
+    for k in range(30):  # enough rows for the threaded path
+        n_frames = int(rng.choice([37, 600, 640]))
+        ref = random_reference(rng, C, n_frames=n_frames, with_distance=suite != "dcase2021")
+        pred = random_prediction(rng, ref, C, with_distance=suite != "dcase2021")
+        if suite == "dcase2024":
+            ref.distance = ref.distance / 100
+        pairs.append((ref, pred))
+    pairs.append((pairs[0][0], EventTable.empty(layout=pairs[0][1].layout)))  # empty prediction
+    one_by_one = np.stack([sc.file_counts(r, p) for r, p in pairs])
+    sc.workers = 2
+    assert sum(len(r) + len(p) for r, p in pairs) > 20000
+    _assert_counts_equal(sc.counts(pairs), one_by_one)

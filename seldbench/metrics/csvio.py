@@ -220,7 +220,9 @@ def _num(v: float, decimals: int) -> str:
 def make_table(frame, cls, track, coords, distance=None, layout: str | None = None,
                path: str = "<memory>") -> EventTable:
     """Build an :class:`EventTable` from arrays (e.g. decoder output); layout inferred."""
-    coords = np.asarray(coords, dtype=np.float64).reshape(len(frame), -1)
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim != 2:
+        coords = coords.reshape(len(frame), -1)
     cart = coords.shape[1] == 3
     if layout is None:
         layout = ("fctxyzd" if distance is not None else "fctxyz") if cart else \
