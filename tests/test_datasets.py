@@ -20,21 +20,6 @@ def registry():
     return Registry(entry_points=False)
 
 
-@pytest.fixture(scope="module")
-def starss_root(tmp_path_factory):
-    return make_starss_tree(tmp_path_factory.mktemp("starss") / "STARSS23")
-
-
-@pytest.fixture(scope="module")
-def tau_root(tmp_path_factory):
-    return make_tau_tree(tmp_path_factory.mktemp("tau") / "TAU2021")
-
-
-@pytest.fixture
-def starss_copy(starss_root, tmp_path):
-    return Path(shutil.copytree(starss_root, tmp_path / "STARSS23"))
-
-
 # --------------------------------------------------------------------------- specs
 
 

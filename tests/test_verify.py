@@ -11,21 +11,6 @@ from dataset_trees import make_starss_tree, make_tau_tree, write_csv, write_mp4,
 from seldbench.cli import main
 
 
-@pytest.fixture(scope="module")
-def starss_root(tmp_path_factory):
-    return make_starss_tree(tmp_path_factory.mktemp("vstarss") / "STARSS23")
-
-
-@pytest.fixture(scope="module")
-def tau_root(tmp_path_factory):
-    return make_tau_tree(tmp_path_factory.mktemp("vtau") / "TAU2021")
-
-
-@pytest.fixture
-def starss(starss_root, tmp_path):
-    return Path(shutil.copytree(starss_root, tmp_path / "STARSS23"))
-
-
 def run(dataset: str, root: Path | None, env: dict | None = None):
     args = ["data", "verify", "--dataset", dataset] + (["--root", str(root)] if root else [])
     return CliRunner().invoke(main, args, env=env)
@@ -81,11 +66,11 @@ STEM = "fold3_room4_mix002"
     ("no_mic", f"mic_dev/{TRAIN}/{STEM}.wav", "missing (clip fold3_room4_mix002 has"),
     ("no_folder", "mic_dev/dev-test-tau", "missing folder"),
 ])
-def test_defect_reported(starss, defect, rel, expected):
-    wav = starss / "foa_dev" / TRAIN / f"{STEM}.wav"
-    mic = starss / "mic_dev" / TRAIN / f"{STEM}.wav"
-    csv = starss / "metadata_dev" / TRAIN / f"{STEM}.csv"
-    mp4 = starss / "video_dev" / TRAIN / f"{STEM}.mp4"
+def test_defect_reported(starss_copy, defect, rel, expected):
+    wav = starss_copy / "foa_dev" / TRAIN / f"{STEM}.wav"
+    mic = starss_copy / "mic_dev" / TRAIN / f"{STEM}.wav"
+    csv = starss_copy / "metadata_dev" / TRAIN / f"{STEM}.csv"
+    mp4 = starss_copy / "video_dev" / TRAIN / f"{STEM}.mp4"
     if defect == "truncated":
         _truncate(wav)
     elif defect == "rate":
@@ -119,21 +104,21 @@ def test_defect_reported(starss, defect, rel, expected):
     elif defect == "no_mic":
         mic.unlink()
     elif defect == "no_folder":
-        shutil.rmtree(starss / rel)
-    r = run("starss23", starss)
+        shutil.rmtree(starss_copy / rel)
+    r = run("starss23", starss_copy)
     assert r.exit_code == 1, r.output
     lines = problems(r)
-    want = f"{starss / rel}: {expected}"
+    want = f"{starss_copy / rel}: {expected}"
     assert any(line.startswith(want) for line in lines), f"{want!r} not in\n{r.output}"
     assert len(lines) == 1, r.output  # one defect, one line
     assert "1 problem" in r.output.strip().splitlines()[-1]
 
 
-def test_several_problems_all_listed(starss):
-    (starss / f"metadata_dev/{TRAIN}/{STEM}.csv").unlink()
-    _truncate(starss / "foa_dev/dev-test-tau/fold4_room2_mix001.wav")
-    (starss / "video_dev/dev-test-sony/fold4_room23_mix002.mp4").write_bytes(b"x" * 64)
-    r = run("starss23", starss)
+def test_several_problems_all_listed(starss_copy):
+    (starss_copy / f"metadata_dev/{TRAIN}/{STEM}.csv").unlink()
+    _truncate(starss_copy / "foa_dev/dev-test-tau/fold4_room2_mix001.wav")
+    (starss_copy / "video_dev/dev-test-sony/fold4_room23_mix002.mp4").write_bytes(b"x" * 64)
+    r = run("starss23", starss_copy)
     assert r.exit_code == 1
     lines = problems(r)
     assert len(lines) == 3, r.output
@@ -168,13 +153,13 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.output.startswith(f"Error: {tmp_path / 'missing'}: dataset folder")
 
 
-def test_eval_audio_checked_when_present(starss):
-    write_wav(starss / "foa_eval/mix001.wav")
-    write_wav(starss / "mic_eval/mix001.wav", sr=16000)
-    write_wav(starss / "foa_eval/mix002.wav")
-    r = run("starss23", starss)
+def test_eval_audio_checked_when_present(starss_copy):
+    write_wav(starss_copy / "foa_eval/mix001.wav")
+    write_wav(starss_copy / "mic_eval/mix001.wav", sr=16000)
+    write_wav(starss_copy / "foa_eval/mix002.wav")
+    r = run("starss23", starss_copy)
     assert r.exit_code == 1
     assert problems(r) == [
-        f"{starss}/mic_eval/mix001.wav: sample rate 16000 Hz, expected 24000 Hz",
-        f"{starss}/mic_eval/mix002.wav: missing (clip mix002 has foa_eval/mix002.wav)",
+        f"{starss_copy}/mic_eval/mix001.wav: sample rate 16000 Hz, expected 24000 Hz",
+        f"{starss_copy}/mic_eval/mix002.wav: missing (clip mix002 has foa_eval/mix002.wav)",
     ]

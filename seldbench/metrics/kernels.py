@@ -190,6 +190,28 @@ def cost_block(rc, pc, ri, pi, r_cart, p_cart, unit, i, g, j, p):
     return out
 
 
+@numba.njit(cache=True, inline="always")
+def _missed(out, f, c, n):
+    """``n`` reference entries without a prediction (FN and DE_FN)."""
+    out[f, _FN, c] += n
+    out[f, _DEFN, c] += n
+
+
+@numba.njit(cache=True, inline="always")
+def _extra(out, f, c, n):
+    """``n`` predicted entries without a reference (FP and DE_FP)."""
+    out[f, _FP, c] += n
+    out[f, _DEFP, c] += n
+
+
+@numba.njit(cache=True, inline="always")
+def _sdi(out, f, loc_fp, loc_fn):
+    """Substitutions, deletions and insertions of one segment or frame."""
+    out[f, _S, 0] += min(loc_fp, loc_fn)
+    out[f, _D, 0] += max(0, loc_fn - loc_fp)
+    out[f, _I, 0] += max(0, loc_fp - loc_fn)
+
+
 @numba.njit(cache=True, nogil=True)
 def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spatial, max_pos,
                    threshold):
@@ -256,28 +278,21 @@ def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spat
                             out[f, spatial, c] += 1
                             loc_fp += 1
                 if tracks == 0:  # in both, never in the same frame: nP misses
-                    out[f, _FN, c] += p
-                    out[f, _DEFN, c] += p
+                    _missed(out, f, c, p)
                     loc_fn += p
                 elif p > g:
-                    out[f, _FP, c] += p - g
-                    out[f, _DEFP, c] += p - g
+                    _extra(out, f, c, p - g)
                     loc_fp += p - g
                 elif p < g:
-                    out[f, _FN, c] += g - p
-                    out[f, _DEFN, c] += g - p
+                    _missed(out, f, c, g - p)
                     loc_fn += g - p
             elif g > 0:
-                out[f, _FN, c] += g
-                out[f, _DEFN, c] += g
+                _missed(out, f, c, g)
                 loc_fn += g
             elif p > 0:
-                out[f, _FP, c] += p
-                out[f, _DEFP, c] += p
+                _extra(out, f, c, p)
                 loc_fp += p
-        out[f, _S, 0] += min(loc_fp, loc_fn)
-        out[f, _D, 0] += max(0, loc_fn - loc_fp)
-        out[f, _I, 0] += max(0, loc_fp - loc_fn)
+        _sdi(out, f, loc_fp, loc_fn)
     return out
 
 
@@ -329,23 +344,17 @@ def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, thr
                 out[f, _TP, c] += K[c] - L[c]
                 out[f, _FPS, c] += L[c]
                 out[f, _DETP, c] += K[c]
-                out[f, _FP, c] += fp
-                out[f, _DEFP, c] += fp
-                out[f, _FN, c] += fn
-                out[f, _DEFN, c] += fn
+                _extra(out, f, c, fp)
+                _missed(out, f, c, fn)
                 loc_fp += fp + L[c]
                 loc_fn += fn
             elif r > 0:
-                out[f, _FN, c] += r
-                out[f, _DEFN, c] += r
+                _missed(out, f, c, r)
                 loc_fn += r
             elif p > 0:
-                out[f, _FP, c] += p
-                out[f, _DEFP, c] += p
+                _extra(out, f, c, p)
                 loc_fp += p
-        out[f, _S, 0] += min(loc_fp, loc_fn)
-        out[f, _D, 0] += max(0, loc_fn - loc_fp)
-        out[f, _I, 0] += max(0, loc_fp - loc_fn)
+        _sdi(out, f, loc_fp, loc_fn)
     return out
 
 
