@@ -11,7 +11,6 @@ from __future__ import annotations
 from functools import partial
 
 from seldbench.hookspecs import hookimpl
-from seldbench.metrics.suites import FrameScorer, SegmentScorer
 from seldbench.specs import MetricSuiteSpec
 
 SEGMENT_FIGURES = ("ER", "F", "LE", "LR", "SELD")
@@ -19,17 +18,29 @@ FRAME_FIGURES = ("ER", "F", "DOAE", "DistE", "RDE", "LR", "SELD")
 QUIRK_OPTIONS = {"no_last_frame_drop": False}
 
 
-def _segment_2022(num_classes: int, suite: str, **options) -> SegmentScorer:
+# Builders import the scoring code (numba, scipy) only when a suite is used, so that loading
+# the registry (e.g. `seldbench list`) stays fast.
+def _segment_2022(num_classes: int, suite: str, **options):
+    from seldbench.metrics.suites import SegmentScorer
+
     return SegmentScorer(num_classes, suite=suite, average="macro", spatial_fp="FP_spatial",
                          ref_layouts={5: "fctae", 6: "fctaed"}, pred_layouts={7: "fctxyzd"},
                          **options)
 
 
-def build_dcase2021(num_classes: int) -> SegmentScorer:
+def build_dcase2021(num_classes: int):
+    from seldbench.metrics.suites import SegmentScorer
+
     # 60-s clips: 600 frames are scored whatever the files hold; a spatially wrong match is a
     # plain false positive (half weight in F), micro average.
     return SegmentScorer(num_classes, suite="dcase2021", average="micro", spatial_fp="FP",
                          ref_layouts={5: "fctae"}, pred_layouts={6: "fctxyz"}, fixed_frames=600)
+
+
+def build_dcase2024(num_classes: int, **options):
+    from seldbench.metrics.suites import FrameScorer
+
+    return FrameScorer(num_classes, **options)
 
 
 @hookimpl
@@ -47,7 +58,7 @@ def seldbench_register_metric_suites():
             description=f"DCASE {name[-4:]} Task 3: 1-s segments, macro average, 20 deg")
           for name in ("dcase2022", "dcase2023")],
         MetricSuiteSpec(
-            name="dcase2024", version="2024.1", build=FrameScorer,
+            name="dcase2024", version="2024.1", build=build_dcase2024,
             figures=FRAME_FIGURES, rank_by="F", higher_is_better=True, default_classes=13,
             unit="frame", options=QUIRK_OPTIONS,
             description="DCASE 2024 Task 3: 100-ms frames, macro, 20 deg and relative distance 1.0"),

@@ -29,15 +29,12 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from seldbench.data.layout import DEV_SUBFOLDERS, list_starss_layout
+from seldbench.data.layout import DEV_SUBFOLDERS, STARSS23_CLASSES, list_starss_layout
 from seldbench.errors import SeldbenchError
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import AUDIO_FORMATS, ClipFiles, DatasetSpec
 
-CLASSES = (
-    "female speech", "male speech", "clapping", "telephone", "laughter", "domestic sounds",
-    "footsteps", "door open/close", "music", "musical instrument", "water tap", "bell", "knock",
-)
+CLASSES = STARSS23_CLASSES
 ROOT_ENV = "SELDBENCH_STARSS23_ROOT"
 EXTRA_FOLDS_ENV = "SELDBENCH_STARSS23_EXTRA_FOLDS"
 TRAIN_FOLD = 3

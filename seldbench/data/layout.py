@@ -26,6 +26,11 @@ from seldbench.errors import SeldbenchError, suggest
 from seldbench.specs import AUDIO_FORMATS, ClipFiles
 
 #: The four dev sub-folders of STARSS23, in the order the release lists them.
+#: STARSS23 class names in index order (spec/data.md section 1); the synthetic set mirrors them.
+STARSS23_CLASSES = (
+    "female speech", "male speech", "clapping", "telephone", "laughter", "domestic sounds",
+    "footsteps", "door open/close", "music", "musical instrument", "water tap", "bell", "knock",
+)
 DEV_SUBFOLDERS = ("dev-train-sony", "dev-train-tau", "dev-test-sony", "dev-test-tau")
 #: Rooms recorded by Sony (the others are TAU's).
 SONY_ROOMS = frozenset({21, 22, 23, 24})

@@ -35,11 +35,11 @@ from seldbench.data.synth.config import SynthConfig
 from seldbench.data.synth.mixer import RoomNoise, render_audio, sample_room_noise, to_pcm16
 from seldbench.data.synth.room import Room, sample_room
 from seldbench.data.synth.scene import FRAME_S, Scene, sample_scene
+from seldbench.data.synth import GENERATOR_VERSION
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_open, atomic_write_json
 
 GENERATOR = "seldbench.data.synth"
-GENERATOR_VERSION = "1.0"
 MANIFEST = "dataset.json"
 #: Room order for assigning clips (Sony rooms early, so small sets have both kinds).
 TRAIN_ROOMS = (4, 21, 6, 9, 22, 7, 12, 13, 14)

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
+from seldbench.data.layout import STARSS23_CLASSES
+
 #: STARSS23 class names, in index order (spec/data.md section 1).
-CLASSES = (
-    "female speech", "male speech", "clapping", "telephone", "laughter", "domestic sounds",
-    "footsteps", "door open/close", "music", "musical instrument", "water tap", "bell", "knock",
-)
+CLASSES = STARSS23_CLASSES
 #: Event length range per class, seconds (all within 0.3-10 s).
 DURATION_RANGE_S = (
     (1.0, 8.0), (1.0, 8.0), (0.5, 5.0), (1.0, 8.0), (0.5, 4.0), (0.5, 6.0), (1.0, 8.0),
