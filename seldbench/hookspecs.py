@@ -40,15 +40,19 @@ def seldbench_register_models() -> list:
     Called once when the registry loads. Fields:
 
     - ``name``, ``version``: what ``seldbench run --model NAME`` and the leaderboards show.
-    - ``build(cfg, dataset) -> nn.Module``: ``cfg`` is the model's config section, ``dataset``
-      the :class:`~seldbench.specs.DatasetSpec` (for the class count). Input
+    - ``build(cfg, dataset, feature) -> nn.Module``: ``cfg`` is the model's config section
+      (``model:``), ``dataset`` the :class:`~seldbench.specs.DatasetSpec` (for the class count),
+      ``feature`` the :class:`~seldbench.specs.FeatureSpec` of the run (channels, bins, feature
+      frames per label frame). A module attribute ``with_distance`` says whether the output
+      carries distance. Input
       ``(batch, channels, feature_frames, bins)``, e.g. ``(B, 7, 250, 64)``; output
       ``(batch, label_frames, outputs)``.
     - ``features``: feature sets the model accepts (first = default).
     - ``output``: ``"multi_accdoa"`` (3 tracks x 3 axes x classes, track-major, a track active
       when its vector norm > 0.5; 4 values per track with ``with_distance``) or ``"track_wise"``.
     - ``needs_video`` / ``needs_text``: multimodal inputs (text is a training signal only).
-    - ``loss``: ``loss(output, batch) -> Tensor``, or None for the core loss of ``output``.
+    - ``loss``: ``loss(output, target) -> Tensor`` (target as the core builds it for
+      ``output``), or None for the core loss of ``output`` (multi-ACCDOA: ADPIT MSE).
     - ``config``: path of the model's default YAML.
     """
 

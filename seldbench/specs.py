@@ -86,8 +86,9 @@ class DatasetSpec:
 class ModelSpec:
     """A model: its builder, the inputs it needs and the output it produces.
 
-    ``build(cfg, dataset) -> torch.nn.Module`` receives the model's config section (a mapping)
-    and the dataset's :class:`DatasetSpec`. The module maps features
+    ``build(cfg, dataset, feature) -> torch.nn.Module`` receives the model's config section (a
+    mapping), the dataset's :class:`DatasetSpec` (class names) and the :class:`FeatureSpec` of
+    the run (input channels, bins, feature frames per label frame). The module maps features
     ``(batch, channels, feature_frames, bins)`` to ``(batch, label_frames, outputs)``: for
     ``multi_accdoa`` outputs = 3 tracks x (3 or 4 with distance) x classes, track-major.
     """
@@ -100,7 +101,8 @@ class ModelSpec:
     with_distance: bool = False
     needs_video: bool = False  # uses video frames when the clip has them
     needs_text: bool = False  # uses per-frame text (training only)
-    loss: Callable[..., Any] | None = None  # None: the core loss for ``output``
+    loss: Callable[..., Any] | None = None  # loss(output, target) -> scalar; None: the core
+    # loss of ``output`` (multi-ACCDOA: ADPIT MSE, seldbench.training.losses.adpit_loss)
     config: Path | None = None  # the model's default YAML
     description: str = ""
 
