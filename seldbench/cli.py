@@ -112,6 +112,63 @@ def score(pred_dir, ref_dir, suite, num_classes, as_json, jackknife, no_last_fra
         click.echo(score_table(result))
 
 
+# ---------------------------------------------------------------- run
+
+
+@main.command("run")
+@click.option("--model", required=True, help="Model name (see `seldbench list models`).")
+@click.option("--dataset", required=True, help="Dataset name (see `seldbench list datasets`).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="Experiment YAML merged over the defaults, dataset and model configs.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set train.epochs=5 (repeatable).")
+@click.option("--seed", type=int, default=None, help="Random seed (config key `seed`).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Shortcut for --set train.epochs=N.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Runs folder (config key output.runs_dir).")
+@click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
+def run_cmd(model, dataset, config_file, overrides, seed, epochs, out, quiet) -> None:
+    """Train MODEL on DATASET, predict and score the test split, write a run record.
+
+    Re-running the same command resumes an interrupted run.
+    """
+    from seldbench.training.run import run
+
+    overrides = list(overrides) + ([f"train.epochs={epochs}"] if epochs else [])
+    record = run(model, dataset, config_file, overrides, seed, out, progress=not quiet,
+                 log=lambda m: click.echo(m, err=True))
+    from seldbench.results.tables import record_table
+
+    click.echo(record_table(record))
+
+
+# ---------------------------------------------------------------- compare
+
+
+@main.command()
+@click.option("--runs", "runs_dirs", multiple=True, default=("runs",), show_default=True,
+              type=click.Path(), help="Folder searched recursively for record.json (repeatable).")
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option("--suite", default=None, help="Only this metric suite.")
+@click.option("--split", default="test", show_default=True, help="Only this split.")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md",
+              show_default=True, help="Output format.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write to FILE (atomically) instead of stdout.")
+def compare(runs_dirs, dataset, suite, split, fmt, out) -> None:
+    """Leaderboard tables from run records: one per (dataset, split, metric suite)."""
+    from seldbench.results.leaderboard import compare as compare_runs
+
+    text, tables = compare_runs(runs_dirs, dataset, suite, split, fmt)
+    if out:
+        from seldbench.io import atomic_write_text
+
+        atomic_write_text(out, text)
+        click.echo(f"{out}: {len(tables)} table(s)", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 # ---------------------------------------------------------------- data (datasets, synthetic set)
 
 

@@ -17,7 +17,7 @@ def resolve_root(spec: DatasetSpec, root: str | os.PathLike | None = None,
     Order: ``root`` (from ``--root`` or the config key ``dataset.root``), then the environment
     variable ``spec.root_env``, then ``spec.default_root``. A root that does not exist is an
     error naming where it came from, except a default root of a dataset with ``prepare`` (it is
-    generated on first use). No root at all is an error naming the variable and the config key.
+    generated on first use) - wherever the root of such a dataset comes from. No root at all is an error naming the variable and the config key.
     """
     environ = os.environ if environ is None else environ
     if root is not None and str(root) != "":
@@ -33,6 +33,8 @@ def resolve_root(spec: DatasetSpec, root: str | os.PathLike | None = None,
         how = f"set {spec.root_env} or " if spec.root_env else ""
         raise SeldbenchError(f"dataset '{spec.name}': no root folder; {how}set dataset.root in "
                              f"the config (or pass --root)")
+    if spec.prepare is not None:
+        return path  # generated there on first use
     if not path.is_dir():
         raise SeldbenchError(f"{path}: dataset folder of '{spec.name}' not found (from {origin})")
     return path

@@ -128,6 +128,9 @@ class SegmentScorer:
         self.num_classes, self.suite, self.average = num_classes, suite, average
         self.spatial_fp = spatial_fp  # the counter a match beyond 20 degrees goes to
         self.ref_layouts, self.pred_layouts = ref_layouts, pred_layouts
+        #: the layout a system should write its predictions in, and whether it needs distance
+        self.prediction_layout = next(iter(pred_layouts.values()))
+        self.needs_distance = False
         self.fixed_frames, self.no_last_frame_drop = fixed_frames, no_last_frame_drop
         self.workers = default_workers()
 
@@ -185,6 +188,9 @@ class FrameScorer:
     """100-ms frame scoring with distance (DCASE 2024): frames ``0 .. L-1``, ``L`` the last
     reference frame index. Angles in Cartesian form after the official polar round trip;
     reference distances in cm (divided by 100), predicted distances in metres as given."""
+
+    prediction_layout = "fctxyzd"
+    needs_distance = True
 
     def __init__(self, num_classes: int, *, dist_threshold_m: float = math.inf,
                  reldist_threshold: float = 1.0, no_last_frame_drop: bool = False) -> None:

@@ -35,3 +35,24 @@ def score_table(result) -> str:
     for row in result.figures["classwise"]:
         lines.append(f"  {row['class']:>5} " + " ".join(f"{fmt(k, row.get(k)):>8}" for k in per))
     return "\n".join(lines)
+
+
+def record_table(record: dict) -> str:
+    """The test figures of a run record, one block per metric suite."""
+    sel = record["selection"]
+    lines = [f"{record['model']['name']}@{record['model']['version']} on "
+             f"{record['dataset']['name']} ({record['split']}), seed {record['seed']}; "
+             f"best epoch {sel['best_epoch']} by val {sel['suite']} {sel['figure']}"]
+    for suite, res in record["results"].items():
+        if "skipped" in res:
+            lines.append(f"  {suite}: skipped ({res['skipped']})")
+            continue
+        cells = []
+        for k, v in res["figures"].items():
+            cell = f"{k} {fmt(k, v)}"
+            if k in res.get("interval", {}):
+                lo, hi = res["interval"][k]
+                cell += f" [{fmt(k, lo)}, {fmt(k, hi)}]"
+            cells.append(cell)
+        lines.append(f"  {suite}: " + ", ".join(cells))
+    return "\n".join(lines)

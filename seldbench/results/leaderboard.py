@@ -1,0 +1,421 @@
+"""Leaderboard tables built from run records (``seldbench compare``).
+
+One :class:`Table` per (dataset@version, split, metric suite): suites and splits are never
+mixed in one table, and records of different dataset versions never share one either. A row
+is one (model@version, config hash, recipe, device type, non-parity suite options) and
+aggregates that configuration's runs over seeds:
+
+- each figure: mean over seeds, and the sample standard deviation (``±``) when there are at
+  least two seeds; a figure that is undefined (null) in any seed is undefined for the row;
+- ``CI``: for the ranking figure, the mean half-width of the per-run 95% jackknife interval
+  (the interval itself for a single seed);
+- seed count, parameter count, and in the CSV the run ids and checkpoint hashes.
+
+Rows are sorted by the suite's ranking figure (``rank_by``/``higher_is_better`` from the
+registry); a suite the registry does not know keeps the records' order and the table says so.
+Each table lists, as notes, the provenance that differs between its runs (package versions,
+git revision, uncommitted changes, device, data hash, model selection), so a reader sees at
+once whether two rows are comparable.
+"""
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from seldbench.errors import SeldbenchError, suggest
+from seldbench.results.tables import fmt
+
+#: columns identifying a row (one configuration run with several seeds)
+ROW_KEY = ("model", "model_version", "config_hash", "recipe", "device", "options")
+FORMATS = ("md", "csv", "html")
+
+
+@dataclass
+class Table:
+    """One leaderboard: runs of one dataset version on one split scored by one metric suite.
+
+    ``rows`` holds raw numbers in stored units (F and LR as fractions, angles in degrees),
+    one row per configuration, already sorted: key columns (:data:`ROW_KEY`), ``rank``,
+    ``seeds`` (distinct seeds), ``runs``, ``params``, per figure ``FIG`` (mean), ``FIG_std``,
+    ``FIG_ci_half``, ``FIG_ci_lo``/``FIG_ci_hi`` (single-run rows only), and ``run_ids``,
+    ``checkpoints``, ``seed_list`` (space-separated).
+    """
+
+    dataset: str
+    dataset_version: str
+    split: str
+    suite: str
+    figures: list[str]
+    rank_by: str | None  # None: suite not registered, rows in record order
+    higher_is_better: bool | None
+    rows: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset}@{self.dataset_version} · {self.split} · {self.suite}"
+
+    @property
+    def ranking(self) -> str:
+        if self.rank_by is None:
+            return f"suite '{self.suite}' is not registered: rows in record order, not ranked"
+        return (f"ranked by {self.rank_by} "
+                f"({'higher' if self.higher_is_better else 'lower'} is better)")
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def build_tables(records: Sequence[dict], dataset: str | None = None, suite: str | None = None,
+                 split: str | None = None, registry=None, where: str = "run records"
+                 ) -> list[Table]:
+    """Leaderboard tables from validated run records (see :mod:`seldbench.results.records`).
+
+    ``dataset``/``suite``/``split`` keep only matching records and suites; a filter that
+    matches nothing raises :class:`SeldbenchError` ``<where>: ...`` listing what exists.
+    Suites a run skipped (``{"skipped": reason}``) are left out of that run's rows. Tables
+    come sorted by dataset, dataset version, split and suite.
+    """
+    if registry is None:
+        from seldbench.registry import get_registry
+
+        registry = get_registry()
+    records, dup_notes = _dedupe(records)
+    records = _filter(records, "dataset", dataset, lambda r: [r["dataset"]["name"]], where)
+    records = _filter(records, "split", split, lambda r: [r["split"]], where)
+    records = _filter(records, "metric suite", suite, _scored_suites, where)
+
+    groups: dict[tuple, list[dict]] = {}
+    for rec in records:
+        for name in _scored_suites(rec):
+            if suite is None or name == suite:
+                key = (rec["dataset"]["name"], rec["dataset"]["version"], rec["split"], name)
+                groups.setdefault(key, []).append(rec)
+    tables = [_build_table(key, recs, registry, dup_notes)
+              for key, recs in sorted(groups.items(), key=lambda kv: kv[0])]
+    return tables
+
+
+def _scored_suites(rec: dict) -> list[str]:
+    return [s for s, res in rec["results"].items() if "skipped" not in res]
+
+
+def _filter(records: list[dict], what: str, wanted: str | None, values, where: str) -> list[dict]:
+    if wanted is None:
+        return records
+    kept = [r for r in records if wanted in values(r)]
+    if records and not kept:
+        known = {v for r in records for v in values(r)}
+        raise SeldbenchError(f"{where}: " + suggest(wanted, known, what)
+                             .replace(f"unknown {what}", f"no run with {what}", 1))
+    return kept
+
+
+def _dedupe(records: Sequence[dict]) -> tuple[list[dict], list[str]]:
+    """The same run found twice (e.g. in runs/ and in a copy) counts once."""
+    seen, out = set(), []
+    for rec in records:
+        key = (rec["run_id"], rec["checkpoint"]["sha256"], rec["created"])
+        if key not in seen:
+            seen.add(key)
+            out.append(rec)
+    dropped = len(records) - len(out)
+    notes = [f"{dropped} duplicate record(s) of the same run ignored"] if dropped else []
+    return out, notes
+
+
+def _suite_info(registry, suite: str, recs: list[dict]) -> tuple[list[str], str | None,
+                                                                  bool | None]:
+    present = list(dict.fromkeys(f for r in recs for f in r["results"][suite]["figures"]))
+    try:
+        spec = registry.get_metric_suite(suite)
+    except SeldbenchError:
+        return present, None, None
+    figures = [f for f in spec.figures if f in present] + \
+        [f for f in present if f not in spec.figures]
+    return figures, spec.rank_by, spec.higher_is_better
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str]) -> Table:
+    dataset, dversion, split, suite = key
+    figures, rank_by, hib = _suite_info(registry, suite, recs)
+    if rank_by is not None and rank_by not in figures:
+        rank_by_missing = rank_by
+        rank_by, hib = None, None
+    else:
+        rank_by_missing = None
+
+    long = []
+    for order, rec in enumerate(recs):
+        res = rec["results"][suite]
+        row = {"order": order, "model": rec["model"]["name"],
+               "model_version": rec["model"]["version"], "config_hash": rec["config_hash"],
+               "recipe": rec["recipe"], "device": rec["device"]["type"],
+               "options": json.dumps(res["options"], sort_keys=True) if res["options"] else "",
+               "seed": rec["seed"], "params": rec["model"]["params"], "run_id": rec["run_id"],
+               "checkpoint": rec["checkpoint"]["sha256"]}
+        for fig in figures:
+            row[fig] = _num(res["figures"].get(fig))
+            lo, hi = res["interval"].get(fig) or (None, None)
+            row[f"{fig}_lo"], row[f"{fig}_hi"] = _num(lo), _num(hi)
+        long.append(row)
+    df = pd.DataFrame(long)
+    for fig in figures:
+        df[f"{fig}_half"] = (df[f"{fig}_hi"] - df[f"{fig}_lo"]) / 2
+
+    grouped = df.groupby(list(ROW_KEY), sort=False, dropna=False)
+    rows = grouped.agg(order=("order", "min"), runs=("seed", "size"),
+                       seeds=("seed", "nunique"), params=("params", "max")).reset_index()
+    joined = grouped.agg(run_ids=("run_id", " ".join), checkpoints=("checkpoint", " ".join),
+                         seed_list=("seed", lambda s: " ".join(map(str, sorted(s)))))
+    rows = rows.merge(joined.reset_index(), on=list(ROW_KEY))
+    for fig in figures:
+        # a figure undefined in any seed is undefined for the row (no silent skipping)
+        stats = grouped[fig].agg(["mean", "std", "count", "size"]).reset_index()
+        complete = stats["count"] == stats["size"]
+        stats["mean"] = stats["mean"].where(complete)
+        stats["std"] = stats["std"].where(complete & (stats["size"] >= 2))
+        half = grouped[f"{fig}_half"].agg(["mean", "count", "size"]).reset_index()
+        half["mean"] = half["mean"].where(half["count"] == half["size"])
+        ends = grouped[[f"{fig}_lo", f"{fig}_hi"]].first().reset_index()
+        part = stats[list(ROW_KEY)].assign(**{
+            fig: stats["mean"], f"{fig}_std": stats["std"], f"{fig}_ci_half": half["mean"],
+            f"{fig}_ci_lo": ends[f"{fig}_lo"], f"{fig}_ci_hi": ends[f"{fig}_hi"]})
+        rows = rows.merge(part, on=list(ROW_KEY))
+        single = rows["runs"] == 1
+        rows[f"{fig}_ci_lo"] = rows[f"{fig}_ci_lo"].where(single)
+        rows[f"{fig}_ci_hi"] = rows[f"{fig}_ci_hi"].where(single)
+
+    if rank_by is not None:
+        rows = rows.sort_values([rank_by, "order"], ascending=[not hib, True],
+                                na_position="last", kind="stable")
+    else:
+        rows = rows.sort_values("order", kind="stable")
+    rows = rows.drop(columns="order").reset_index(drop=True)
+    rows.insert(0, "rank", np.arange(1, len(rows) + 1))
+
+    notes = list(dup_notes)
+    if rank_by_missing:
+        notes.append(f"the runs have no '{rank_by_missing}' figure, the ranking figure of "
+                     f"'{suite}': rows in record order, not ranked")
+    row_of = {}  # record index -> table row number (1-based)
+    for i, r in df.iterrows():
+        match = (rows[list(ROW_KEY)] == pd.Series({k: r[k] for k in ROW_KEY})).all(axis=1)
+        row_of[i] = int(rows.loc[match, "rank"].iloc[0])
+    notes += _provenance_notes(recs, row_of)
+    for _, r in rows.iterrows():
+        if r["seeds"] < r["runs"]:
+            notes.append(f"row {r['rank']}: {r['runs']} runs share {r['seeds']} seed(s) "
+                         f"({r['seed_list']}); each run counts as a sample")
+    return Table(dataset, dversion, split, suite, figures, rank_by, hib, rows, notes)
+
+
+def _rows_text(rows: Iterable[int]) -> str:
+    rows = sorted(set(rows))
+    return ("row " if len(rows) == 1 else "rows ") + ", ".join(map(str, rows))
+
+
+def _provenance_notes(recs: list[dict], row_of: dict[int, int]) -> list[str]:
+    """What differs between the runs of a table, and provenance a reader must know about."""
+    facets: list[dict[str, str]] = []
+    for rec in recs:
+        f = {f"{name}": version for name, version in rec["packages"].items()}
+        for key in ("python", "platform"):
+            if isinstance(rec.get(key), str):
+                f[key] = rec[key]
+        git = rec["git"]
+        f["git revision"] = git["revision"][:10] if git else "unknown"
+        dev = rec["device"]
+        name = dev.get("name") or dev["type"]
+        f["device"] = f"{name} x{dev['count']}" if dev.get("count", 1) > 1 and \
+            dev["type"] != "cpu" else str(name)
+        f["data hash"] = rec["dataset"]["data_hash"][:12] or "none"
+        sel = rec["selection"]
+        f["model selection"] = f"{sel['split']} {sel['suite']} {sel['figure']}"
+        facets.append(f)
+    names = list(dict.fromkeys(k for f in facets for k in f))
+    notes = []
+    differing = []
+    for name in names:
+        by_value: dict[str, list[int]] = {}
+        for i, f in enumerate(facets):
+            by_value.setdefault(f.get(name, "absent"), []).append(row_of[i])
+        if len(by_value) > 1:
+            differing.append(f"{name}: " + "; ".join(
+                f"{value} ({_rows_text(rows)})" for value, rows in by_value.items()))
+    if differing:
+        notes.append("provenance differs between runs: " + " | ".join(differing))
+    elif len(recs) > 1:
+        notes.append("all runs share package versions, git revision, device and data hash")
+    dirty = [row_of[i] for i, r in enumerate(recs) if r["git"] and r["git"]["dirty"]]
+    if dirty:
+        notes.append(f"uncommitted changes in the working tree: {_rows_text(dirty)}")
+    no_git = [row_of[i] for i, r in enumerate(recs) if not r["git"]]
+    if no_git:
+        notes.append(f"no git revision recorded: {_rows_text(no_git)}")
+    on_test = [row_of[i] for i, r in enumerate(recs) if r["selection"]["val_is_test"]]
+    if on_test:
+        notes.append(f"best epoch chosen on the reported split (val is test), scores are "
+                     f"optimistic: {_rows_text(on_test)}")
+    return notes
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _params(n) -> str:
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "n/a"
+    n = int(n)
+    if n >= 100_000:
+        return f"{n / 1e6:.2f} M"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f} k"
+    return str(n)
+
+
+def _cell(fig: str, row: pd.Series) -> str:
+    mean = row[fig]
+    cell = fmt(fig, None if pd.isna(mean) else float(mean))
+    std = row[f"{fig}_std"]
+    if not pd.isna(std) and not pd.isna(mean):
+        cell += f" ± {fmt(fig, float(std))}"
+    return cell
+
+
+def _ci_cell(fig: str, row: pd.Series) -> str:
+    lo, hi, half = row[f"{fig}_ci_lo"], row[f"{fig}_ci_hi"], row[f"{fig}_ci_half"]
+    if row["runs"] == 1 and not (pd.isna(lo) or pd.isna(hi)):
+        return f"[{fmt(fig, float(lo))}, {fmt(fig, float(hi))}]"
+    if not pd.isna(half):
+        return f"±{fmt(fig, float(half))}"
+    return "n/a"
+
+
+def _display(table: Table) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted cells of a table (Markdown and HTML)."""
+    with_options = bool(table.rows["options"].astype(bool).any())
+    ci_fig = table.rank_by or (table.figures[0] if table.figures else None)
+    head = ["#", "model", "recipe", "device", "config"] + (["options"] if with_options else []) \
+        + ["seeds", "params"] + list(table.figures) + ([f"CI {ci_fig}"] if ci_fig else [])
+    body = []
+    for _, r in table.rows.iterrows():
+        cells = [str(r["rank"]) if table.rank_by else "–", f"{r['model']}@{r['model_version']}",
+                 r["recipe"], r["device"], r["config_hash"][:8]]
+        cells += [r["options"]] if with_options else []
+        cells += [str(r["seeds"]) + (f" ({r['runs']} runs)" if r["runs"] != r["seeds"] else ""),
+                  _params(r["params"])]
+        cells += [_cell(f, r) for f in table.figures]
+        cells += [_ci_cell(ci_fig, r)] if ci_fig else []
+        body.append(cells)
+    return head, body
+
+
+def _legend(table: Table) -> str:
+    ci_fig = table.rank_by or (table.figures[0] if table.figures else "")
+    ranking = table.ranking[:1].upper() + table.ranking[1:]
+    return (f"{ranking}. Mean over seeds, ± sample std (2+ seeds); "
+            f"CI {ci_fig}: 95% jackknife interval, [lo, hi] for one run, else ± mean "
+            "half-width. F and LR in %, angles in degrees; config = config hash.")
+
+
+def to_markdown(tables: Sequence[Table]) -> str:
+    """GitHub Markdown: a heading, a legend, the table and its notes per leaderboard."""
+    def esc(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    out = []
+    for t in tables:
+        head, body = _display(t)
+        out += [f"### {t.title}", "", _legend(t), ""]
+        out.append("| " + " | ".join(map(esc, head)) + " |")
+        text_cols = {"model", "recipe", "device", "config", "options"}
+        out.append("|" + "|".join("---" if h in text_cols else "--:" for h in head) + "|")
+        out += ["| " + " | ".join(map(esc, row)) + " |" for row in body]
+        if t.notes:
+            out.append("")
+            out += [f"- {esc(n)}" for n in t.notes]
+        out.append("")
+    return "\n".join(out)
+
+
+def to_csv(tables: Sequence[Table]) -> str:
+    """One CSV of all tables with ``dataset``/``dataset_version``/``split``/``suite`` columns
+    and raw numbers in stored units (F and LR as fractions, angles in degrees)."""
+    frames = []
+    for t in tables:
+        df = t.rows.copy()
+        df.insert(0, "suite", t.suite)
+        df.insert(0, "split", t.split)
+        df.insert(0, "dataset_version", t.dataset_version)
+        df.insert(0, "dataset", t.dataset)
+        df.insert(5, "rank_by", t.rank_by or "")
+        df.insert(6, "higher_is_better", "" if t.higher_is_better is None
+                  else str(t.higher_is_better).lower())
+        frames.append(df)
+    if not frames:
+        return ""
+    buf = io.StringIO()
+    pd.concat(frames, ignore_index=True).to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
+def to_html(tables: Sequence[Table]) -> str:
+    """A small standalone HTML page with one section per leaderboard."""
+    e = html.escape
+    out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
+           "<title>seldbench leaderboard</title></head><body>"]
+    for t in tables:
+        head, body = _display(t)
+        out += ["<section>", f"<h3>{e(t.title)}</h3>", f"<p>{e(_legend(t))}</p>", "<table>",
+                "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead>",
+                "<tbody>"]
+        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body]
+        out += ["</tbody></table>"]
+        if t.notes:
+            out += ["<ul>"] + [f"<li>{e(n)}</li>" for n in t.notes] + ["</ul>"]
+        out.append("</section>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+RENDERERS = {"md": to_markdown, "csv": to_csv, "html": to_html}
+
+
+def compare(runs: str | os.PathLike | Sequence[str | os.PathLike], dataset: str | None = None,
+            suite: str | None = None, split: str | None = "test", fmt: str = "md"
+            ) -> tuple[str, list[Table]]:
+    """``seldbench compare``: load the records under ``runs``, build and render the tables.
+
+    No record under ``runs`` raises :class:`SeldbenchError` naming the folder(s).
+    """
+    from seldbench.results.records import RECORD_NAME, load_records
+
+    if fmt not in RENDERERS:
+        raise SeldbenchError(suggest(fmt, RENDERERS, "format"))
+    folders = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
+    where = ", ".join(map(str, folders))
+    for folder in folders:
+        if not os.path.exists(folder):
+            raise SeldbenchError(f"{folder}: runs folder does not exist; train with "
+                                 "`seldbench run` or pass --runs")
+    records = load_records(folders)
+    if not records:
+        raise SeldbenchError(f"{where}: no run records ({RECORD_NAME}) found; train with "
+                             "`seldbench run` or pass --runs")
+    tables = build_tables(records, dataset=dataset, suite=suite, split=split, where=where)
+    if not tables:
+        raise SeldbenchError(f"{where}: no scored metric suite in the matching run records")
+    return RENDERERS[fmt](tables), tables

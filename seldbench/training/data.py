@@ -1,0 +1,139 @@
+"""One split of a dataset in memory, ready to train on: normalised features, targets, chunks.
+
+Features come from the HDF5 cache (:class:`seldbench.features.cache.FeatureCache`), computed once
+per (dataset, split, feature config); the normaliser is fitted on the train split only. A split
+of the synthetic benchmark is a few hundred MB of float32, so it is held in memory and chunks
+are sliced from it with tensor indexing: no per-row Python batching.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from seldbench.data.labels import LABEL_HOP_S, adpit_targets, read_metadata, track_targets
+from seldbench.errors import SeldbenchError
+from seldbench.specs import ClipFiles, DatasetSpec, FeatureSpec
+
+
+def make_targets(output: str, table, frames: int, num_classes: int, with_distance: bool) -> np.ndarray:
+    """Training targets of one clip for a model ``output`` format, ``(frames, ...)`` float32."""
+    if output == "multi_accdoa":
+        return adpit_targets(table, frames, num_classes, with_distance=with_distance)
+    if output == "track_wise":
+        return track_targets(table, frames, num_classes, with_distance=with_distance).as_array()
+    raise SeldbenchError(f"no targets for output format '{output}'")
+
+
+@dataclass
+class SplitData:
+    """A split: per clip normalised features ``(channels, frames, bins)`` and targets
+    ``(label_frames, ...)``; ``label_frames[stem]`` is the clip's length in 100-ms frames."""
+
+    name: str
+    clips: list[ClipFiles]
+    features: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    label_frames: dict[str, int]
+    frames_per_label: int
+
+    @property
+    def stems(self) -> list[str]:
+        return [c.stem for c in self.clips]
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(self.label_frames.values()) * LABEL_HOP_S
+
+
+def load_split(split: str, clips: Sequence[ClipFiles], dataset: DatasetSpec,
+               feature: FeatureSpec, cached, normalize: Callable[[np.ndarray], np.ndarray],
+               output: str, with_distance: bool, labelled: bool = True) -> SplitData:
+    """Normalised features and targets of ``clips`` (features from ``cached``, a
+    :class:`CachedFeatures`). Label length = ``ceil(feature frames / frames_per_label)``."""
+    per = feature.frames_per_label
+    feats, targets, lengths = {}, {}, {}
+    for clip in clips:
+        x = normalize(np.asarray(cached[clip.stem], np.float32))
+        frames = math.ceil(x.shape[1] / per)
+        feats[clip.stem] = x
+        lengths[clip.stem] = frames
+        if labelled:
+            if clip.metadata is None:
+                raise SeldbenchError(f"{clip.stem}: clip of split '{split}' has no metadata file")
+            table = read_metadata(clip.metadata, dataset.metadata_columns, len(dataset.classes))
+            targets[clip.stem] = make_targets(output, table, frames, len(dataset.classes),
+                                              with_distance)
+    return SplitData(split, list(clips), feats, targets, lengths, per)
+
+
+class ChunkDataset(Dataset):
+    """Fixed-length training chunks of a :class:`SplitData`, sliced on the label grid.
+
+    Each clip contributes ``floor(frames / chunk)`` chunks from its start and, when a tail is
+    left, one more chunk ending at the clip's end, so no annotated frame is dropped (the
+    official generator drops the tail). Items are ``(features (C, chunk * per, bins), targets
+    (chunk, ...))``; ``__getitems__`` returns a whole batch by tensor indexing.
+    """
+
+    def __init__(self, data: SplitData, chunk_frames: int) -> None:
+        self.chunk = int(chunk_frames)
+        per = data.frames_per_label
+        stems = [s for s in data.stems if data.label_frames[s] > 0]
+        if not stems:
+            raise SeldbenchError(f"split '{data.name}' has no audio to train on")
+        # one padded tensor per split: clips end-padded with zeros to the longest
+        longest = max(max(data.label_frames[s] for s in stems), self.chunk)
+        C, _, F = data.features[stems[0]].shape
+        self.x = torch.zeros(len(stems), C, longest * per, F)
+        tshape = data.targets[stems[0]].shape[1:]
+        self.y = torch.zeros((len(stems), longest, *tshape))
+        index = []
+        for k, s in enumerate(stems):
+            x = torch.from_numpy(data.features[s])
+            self.x[k, :, :x.shape[1]] = x
+            n = data.label_frames[s]
+            self.y[k, :n] = torch.from_numpy(data.targets[s][:n])
+            starts = list(range(0, max(n - self.chunk, 0) + 1, self.chunk))
+            if n > self.chunk and starts[-1] + self.chunk < n:
+                starts.append(n - self.chunk)
+            index += [(k, st) for st in starts]
+        self.index = torch.tensor(index, dtype=torch.long)
+        self.per = per
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        x, y = self.__getitems__([i])
+        return x[0], y[0]
+
+    def __getitems__(self, ids: list[int]):
+        rows = self.index[torch.as_tensor(ids, dtype=torch.long)]
+        clip, start = rows[:, 0], rows[:, 1]
+        t = start[:, None] + torch.arange(self.chunk)[None]  # (B, chunk) label frames
+        tf = start[:, None] * self.per + torch.arange(self.chunk * self.per)[None]
+        x = self.x[clip[:, None], :, tf]  # (B, chunk*per, C, F)
+        y = self.y[clip[:, None], t]
+        return x.permute(0, 2, 1, 3).contiguous(), y
+
+
+def collate_batch(batch):
+    """The batch from ``ChunkDataset.__getitems__`` is already stacked."""
+    return batch
+
+
+def clip_chunks(x: np.ndarray, chunk_frames: int, per: int) -> tuple[torch.Tensor, int]:
+    """A whole clip ``(C, frames, F)`` as zero-padded chunks ``(n, C, chunk * per, F)`` for
+    inference; returns the chunks and the clip's label frames."""
+    C, T, F = x.shape
+    frames = math.ceil(T / per)
+    n = max(1, math.ceil(frames / chunk_frames))
+    pad = np.zeros((C, n * chunk_frames * per, F), np.float32)
+    pad[:, :T] = x
+    chunks = pad.reshape(C, n, chunk_frames * per, F).transpose(1, 0, 2, 3)
+    return torch.from_numpy(np.ascontiguousarray(chunks)), frames

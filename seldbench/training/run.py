@@ -1,0 +1,302 @@
+"""``seldbench run``: config -> data -> features -> train -> predict test -> score -> record.
+
+The run folder is ``<runs_dir>/<dataset>/<model>/<run id>`` where the id is the model, dataset,
+seed and a hash of the resolved config, so running the same command again resumes the same
+run (or, when it has finished, prints its record). A second process running the same command
+at the same time takes a sibling folder (``...-2``), so nothing is overwritten.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seldbench.config import CONFIG_DIR, resolve
+from seldbench.data.roots import resolve_root
+from seldbench.errors import SeldbenchError
+from seldbench.io import atomic_write_json
+from seldbench.registry import get_registry
+
+SPLITS = ("train", "val", "test")
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
+                       overrides: Sequence[str] = (), seed: int | None = None,
+                       registry=None) -> dict:
+    """The resolved config of a run (layers of :mod:`seldbench.config`), names checked."""
+    reg = registry or get_registry()
+    mspec, dspec = reg.get_model(model), reg.get_dataset(dataset)
+    ds_yaml = CONFIG_DIR / "datasets" / f"{dspec.name}.yaml"
+    cfg = resolve(dataset_yaml=ds_yaml if ds_yaml.exists() else None,
+                  model_yaml=mspec.config, experiment=config_file,
+                  overrides=[f"dataset.name={dataset}", *overrides,
+                             *([f"seed={seed}"] if seed is not None else [])])
+    feature = cfg["features"]["name"] or mspec.features[0]
+    if feature not in mspec.features:
+        raise SeldbenchError(f"features.name={feature}: model '{model}' accepts "
+                             f"{', '.join(mspec.features)}")
+    reg.get_feature(feature)
+    cfg["features"]["name"] = feature
+    suites = cfg["eval"]["suites"] or list(dspec.metric_suites)
+    for s in suites:
+        reg.get_metric_suite(s)
+    cfg["eval"]["suites"] = list(suites)
+    return cfg
+
+
+def config_hash(cfg: dict) -> str:
+    """Hash of everything that can change the numbers (not where outputs go or the label)."""
+    keep = {k: v for k, v in cfg.items() if k != "output"}
+    keep["train"] = {k: v for k, v in cfg["train"].items() if k not in ("num_workers",)}
+    keep["dataset"] = {k: v for k, v in cfg["dataset"].items() if k != "root"}
+    keep["features"] = {k: v for k, v in cfg["features"].items() if k != "cache_dir"}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- run folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class RunDir:
+    path: Path
+    lock: Path
+
+    def release(self) -> None:
+        try:
+            self.lock.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def claim_run_dir(base: Path) -> RunDir:
+    """``base`` (or ``base-2``, ``base-3``... when another live process holds it), locked for
+    this process. A lock left by a dead process is taken over (that run resumes)."""
+    for k in range(1, 1000):
+        path = base if k == 1 else base.with_name(f"{base.name}-{k}")
+        path.mkdir(parents=True, exist_ok=True)
+        lock = path / ".lock"
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and _alive(pid) and pid != os.getpid():
+                    break  # busy: try the next folder
+                lock.unlink(missing_ok=True)  # stale: take it over
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return RunDir(path, lock)
+    raise SeldbenchError(f"{base}: no free run folder")
+
+
+# ----------------------------------------------------------------------------- main entry
+
+
+def run(model: str, dataset: str, config_file: str | None = None,
+        overrides: Sequence[str] = (), seed: int | None = None, out: str | None = None,
+        progress: bool = True, on_step: Callable | None = None, log=print) -> dict:
+    """Train ``model`` on ``dataset``, predict and score its test split; returns the record."""
+    reg = get_registry()
+    cfg = resolve_run_config(model, dataset, config_file, overrides, seed, reg)
+    digest = config_hash(cfg)
+    seed = int(cfg["seed"])
+    runs_dir = Path(out or cfg["output"]["runs_dir"])
+    base = runs_dir / dataset / model / f"{model}-{dataset}-s{seed}-{digest[:8]}"
+    rd = claim_run_dir(base)
+    try:
+        record_path = rd.path / "record.json"
+        if record_path.exists():
+            log(f"{rd.path}: run already complete")
+            return json.loads(record_path.read_text())
+        return _run(reg, model, cfg, digest, rd.path, progress, on_step, log)
+    finally:
+        rd.release()
+
+
+def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: bool,
+         on_step, log) -> dict:
+    import torch
+
+    from seldbench.features.cache import FeatureCache, Normalizer
+    from seldbench.results.records import (device_info, file_sha256, hash_files, provenance,
+                                           write_record)
+    from seldbench.training.data import ChunkDataset, collate_batch, load_split
+    from seldbench.training.predict import Predictor
+    from seldbench.training.trainer import TrainConfig, Trainer, pick_device, seed_everything
+
+    t_start = time.perf_counter()
+    mspec = reg.get_model(model_name)
+    dspec = reg.get_dataset(cfg["dataset"]["name"])
+    fspec = reg.get_feature(cfg["features"]["name"])
+    tr = cfg["train"]
+    if tr["threads"]:
+        torch.set_num_threads(int(tr["threads"]))
+    seed = int(cfg["seed"])
+    seed_everything(seed, bool(tr["deterministic"]))
+    device = pick_device(tr["device"])
+    atomic_write_json(run_dir / "config.json", cfg)
+
+    # data: files, features (cached), normaliser (train only), labels
+    root = resolve_root(dspec, cfg["dataset"]["root"])
+    if dspec.prepare is not None:
+        dspec.prepare(root)
+    clips = {s: dspec.list_clips(root, s) for s in SPLITS}
+    for s in SPLITS:
+        if not clips[s]:
+            raise SeldbenchError(f"dataset '{dspec.name}' at {root}: split '{s}' has no clips")
+    cache_dir = Path(cfg["features"]["cache_dir"] or "~/.cache/seldbench/features").expanduser()
+    cache = FeatureCache(cache_dir, registry=reg)
+    cached = {s: cache.get(dspec.name, s, clips[s], fspec.name, device=device) for s in SPLITS}
+    norm = Normalizer.fit(cached["train"])
+    norm.save(run_dir / "normalizer.npz")
+
+    model = mspec.build(cfg["model"], dspec, fspec)
+    with_distance = bool(getattr(model, "with_distance", mspec.with_distance))
+    data = {s: load_split(s, clips[s], dspec, fspec, cached[s], norm.apply, mspec.output,
+                          with_distance) for s in SPLITS}
+    chunk = int(round(tr["chunk_s"] / 0.1))
+    train_set = ChunkDataset(data["train"], chunk)
+    gen = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_size=int(tr["batch_size"]), shuffle=True, generator=gen,
+        collate_fn=collate_batch, num_workers=int(tr["num_workers"]),
+        persistent_workers=int(tr["num_workers"]) > 0, pin_memory=device.type == "cuda")
+    loss_fn = _loss(mspec, with_distance)
+
+    # model selection on val with the first suite; test scored with every suite
+    suites = cfg["eval"]["suites"]
+    sel = reg.get_metric_suite(suites[0])
+    predictor = Predictor(mspec.output, len(dspec.classes), chunk, fspec.frames_per_label,
+                          with_distance, device, cfg["eval"])
+    sel_scorer = sel.build(len(dspec.classes))
+    val_refs = [sel_scorer.read_reference(c.metadata) for c in clips["val"]]
+
+    def validate(m):
+        tables = predictor.predict(m, [data["val"].features[s] for s in data["val"].stems])
+        figures = sel_scorer.summarise(sel_scorer.counts(list(zip(val_refs, tables))).sum(0))
+        figures = {k: v for k, v in figures.items() if k != "classwise"}
+        return figures[sel.rank_by], figures
+
+    trainer = Trainer(model, loss_fn, loader, validate, sel.higher_is_better, run_dir,
+                      TrainConfig.from_cfg(tr), device, seed, chunk * 0.1, on_step, progress)
+    if trainer.resume():
+        log(f"{run_dir}: resuming after epoch {trainer.start_epoch - 1}")
+    history = trainer.fit()
+
+    # test: best checkpoint, predictions as DCASE CSVs, every suite with jackknife intervals
+    from seldbench.training.trainer import load_checkpoint
+
+    model.load_state_dict(load_checkpoint(trainer.best_path, device)["model"])
+    test = data["test"]
+    tables = predictor.predict(model, [test.features[s] for s in test.stems])
+    results = score_predictions(reg, suites, dspec, clips["test"], tables, run_dir,
+                                with_distance, bool(cfg["eval"]["jackknife"]))
+    n_params = sum(p.numel() for p in model.parameters())
+    files = [c.metadata for s in SPLITS for c in clips[s]] + \
+        [p for s in SPLITS for c in clips[s] for p in c.audio.values()]
+    record = {
+        "schema": 1,
+        "run_id": run_dir.name,
+        "status": "complete",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seldbench_version": provenance()["packages"].get("seldbench", "unknown"),
+        "model": {"name": mspec.name, "version": mspec.version, "params": int(n_params),
+                  "plugin": reg.plugin_of("model", mspec.name)},
+        "dataset": {"name": dspec.name, "version": dspec.version, "data_hash": hash_files(files)},
+        "split": "test",
+        "selection": {"split": "val", "suite": sel.name, "figure": sel.rank_by,
+                      "best_epoch": history.best_epoch, "best_value": history.best_value,
+                      "val_is_test": False},
+        "results": results,
+        "config": cfg, "config_hash": digest, "seed": int(cfg["seed"]),
+        "recipe": str(cfg["output"]["recipe"]),
+        "device": device_info(str(device)),
+        **{k: v for k, v in provenance().items() if k in ("packages", "git")},
+        "wall_time_s": time.perf_counter() - t_start,
+        "train": {"epochs_run": len(history.epochs),
+                  "audio_s_per_s": history.audio_seconds / max(history.train_seconds, 1e-9),
+                  "history": [{"epoch": e["epoch"], "loss": e["loss"], "val": e["val"]}
+                              for e in history.epochs]},
+        "checkpoint": {"file": trainer.best_path.name, "sha256": file_sha256(trainer.best_path)},
+    }
+    write_record(run_dir, record)
+    return record
+
+
+def _loss(mspec, with_distance: bool):
+    if mspec.loss is not None:
+        return mspec.loss
+    if mspec.output == "multi_accdoa":
+        from seldbench.training.losses import adpit_loss
+
+        return lambda out, y: adpit_loss(out, y, with_distance=with_distance)
+    raise SeldbenchError(f"model '{mspec.name}': output '{mspec.output}' has no core loss yet; "
+                         "give the ModelSpec a loss")
+
+
+def score_predictions(reg, suites: Sequence[str], dspec, clips, tables, run_dir: Path,
+                      with_distance: bool, jackknife: bool) -> dict:
+    """Write the test predictions as DCASE CSVs (one folder per suite layout) and score them
+    exactly as ``seldbench score`` would: read back strictly, every file, jackknife intervals."""
+    from seldbench.metrics.csvio import write_dcase_csv
+    from seldbench.metrics.score import summarise_with_interval
+
+    results = {}
+    for name in suites:
+        spec = reg.get_metric_suite(name)
+        scorer = spec.build(len(dspec.classes))
+        if scorer.needs_distance and not with_distance:
+            results[name] = {"skipped": "the model predicts no distance"}
+            continue
+        folder = run_dir / "predictions" / name
+        pairs = []
+        for clip, table in zip(clips, tables):
+            t = _as_layout(table, scorer.prediction_layout)
+            path = folder / f"{clip.stem}.csv"
+            write_dcase_csv(path, t)
+            pairs.append((scorer.read_reference(clip.metadata), scorer.read_prediction(path)))
+        per_file = scorer.counts(pairs)
+        figures, interval = summarise_with_interval(scorer, per_file, spec.figures,
+                                                    jackknife and len(pairs) > 1)
+        results[name] = {"figures": {k: _num(v) for k, v in figures.items() if k != "classwise"},
+                         "interval": {k: [_num(a), _num(b)] for k, (a, b) in interval.items()},
+                         "classwise": figures["classwise"], "options": {}}
+    return results
+
+
+def _num(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _as_layout(table, layout: str):
+    """A Cartesian prediction table in ``layout`` (drop or add a zero distance column)."""
+    from seldbench.metrics.csvio import make_table
+
+    dist = table.distance if table.distance is not None else np.zeros(len(table))
+    return make_table(table.frame, table.cls, table.track, table.coords,
+                      dist if layout.endswith("d") else None, layout=layout)

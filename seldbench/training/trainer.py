@@ -1,0 +1,226 @@
+"""The training loop shared by every model: epochs, validation, best checkpoint, resume.
+
+A :class:`Trainer` owns one run folder. ``last.pt`` (model, optimiser, scaler, RNG states,
+history) is written atomically at the end of every epoch and ``best.pt`` whenever validation
+improves, so a run killed at any point resumes from its last finished epoch when the same
+command is run again, and - with deterministic algorithms and the RNG states restored - ends
+with the same weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seldbench.errors import SeldbenchError
+from seldbench.io import atomic_open
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, numpy and torch; with ``deterministic`` ask torch for deterministic
+    algorithms (warn-only where an op has none)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU; otherwise the named device, checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SeldbenchError(f"train.device={name}: CUDA is not available on this machine")
+    return dev
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """``torch.save`` through a temporary file: a crash never leaves half a checkpoint."""
+    with atomic_open(path, "wb") as fh:
+        torch.save(state, fh)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """Load a checkpoint; a truncated or foreign file is one clear error naming it."""
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # torch raises several types for a damaged file
+        raise SeldbenchError(f"{path}: cannot read checkpoint ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]})") from None
+
+
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainConfig:
+    """The ``train:`` section, typed."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    early_stop_patience: int = 0
+    amp: bool = True
+    num_workers: int = 0
+
+    @classmethod
+    def from_cfg(cls, cfg: dict) -> TrainConfig:
+        keys = cls.__dataclass_fields__
+        return cls(**{k: cfg[k] for k in keys if k in cfg})
+
+
+@dataclass
+class History:
+    """Per-epoch losses and validation figures, and the best epoch so far."""
+
+    epochs: list = field(default_factory=list)  # [{"epoch", "loss", "val": {...}, "time_s"}]
+    best_epoch: int = 0
+    best_value: float | None = None
+    stale: int = 0  # epochs since the last improvement
+    train_seconds: float = 0.0
+    audio_seconds: float = 0.0
+
+
+class Trainer:
+    """Trains ``model`` on ``loader`` and selects the best epoch by ``validate()``.
+
+    ``validate(model) -> (value, figures)``: the ranking figure on the validation split (never
+    the test split) and all figures; ``higher_is_better`` gives its direction. ``loss(output,
+    target) -> scalar``. ``on_step(epoch, step)`` is called after every optimiser step (tests
+    use it to interrupt a run).
+    """
+
+    def __init__(self, model: torch.nn.Module, loss: Callable, loader, validate: Callable,
+                 higher_is_better: bool, run_dir: Path, train: TrainConfig,
+                 device: torch.device, seed: int, chunk_seconds: float,
+                 on_step: Callable[[int, int], None] | None = None, progress: bool = True) -> None:
+        self.model = model.to(device)
+        self.loss, self.loader, self.validate = loss, loader, validate
+        self.higher = higher_is_better
+        self.dir = Path(run_dir)
+        self.cfg = train
+        self.device = device
+        self.seed = seed
+        self.chunk_seconds = chunk_seconds
+        self.on_step = on_step
+        self.progress = progress
+        self.opt = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        self.use_amp = bool(train.amp) and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.history = History()
+        self.start_epoch = 1
+
+    # ---------------------------------------------------------------- checkpoints
+
+    @property
+    def last_path(self) -> Path:
+        return self.dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.dir / "best.pt"
+
+    def _state(self, epoch: int) -> dict:
+        return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scaler": self.scaler.state_dict(), "history": self.history.__dict__,
+                "rng": _rng_state(), "loader_rng": self._loader_generator().get_state()}
+
+    def _loader_generator(self) -> torch.Generator:
+        return self.loader.generator
+
+    def resume(self) -> bool:
+        """Continue from ``last.pt`` if it exists; returns whether it did."""
+        if not self.last_path.exists():
+            return False
+        state = load_checkpoint(self.last_path, self.device)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.history = History(**state["history"])
+        _set_rng_state(state["rng"])
+        self._loader_generator().set_state(state["loader_rng"])
+        self.start_epoch = state["epoch"] + 1
+        return True
+
+    # ---------------------------------------------------------------- loop
+
+    def _improved(self, value: float) -> bool:
+        best = self.history.best_value
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return best is None or (value > best if self.higher else value < best)
+
+    def fit(self) -> History:
+        """Train from ``start_epoch`` to ``epochs`` (or early stop); returns the history."""
+        from tqdm import tqdm
+
+        h = self.history
+        patience = self.cfg.early_stop_patience
+        for epoch in range(self.start_epoch, self.cfg.epochs + 1):
+            if patience and h.stale >= patience:
+                break
+            self.model.train()
+            t0 = time.perf_counter()
+            total, steps = 0.0, 0
+            bar = tqdm(self.loader, desc=f"epoch {epoch}/{self.cfg.epochs}", leave=False,
+                       disable=not self.progress, unit="batch")
+            for x, y in bar:
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                with torch.autocast(self.device.type, enabled=self.use_amp):
+                    out = self.model(x)
+                loss = self.loss(out.float(), y)
+                self.opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                if self.cfg.grad_clip:
+                    self.scaler.unscale_(self.opt)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                total += float(loss.detach())
+                steps += 1
+                h.audio_seconds += x.shape[0] * self.chunk_seconds
+                bar.set_postfix(loss=f"{total / steps:.4f}")
+                if self.on_step is not None:
+                    self.on_step(epoch, steps)
+            h.train_seconds += time.perf_counter() - t0
+            value, figures = self.validate(self.model)
+            improved = self._improved(value)
+            h.epochs.append({"epoch": epoch, "loss": total / max(steps, 1), "val": figures,
+                             "time_s": time.perf_counter() - t0})
+            if improved:
+                h.best_epoch, h.best_value, h.stale = epoch, float(value), 0
+                save_checkpoint(self.best_path, {"epoch": epoch, "model": self.model.state_dict()})
+            else:
+                h.stale += 1
+            if self.progress:
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items()
+                                  if isinstance(v, float) and not math.isnan(v))
+                print(f"epoch {epoch}: loss {total / max(steps, 1):.4f}; val {shown}"
+                      f"{' (best)' if improved else ''}", flush=True)
+            save_checkpoint(self.last_path, self._state(epoch))
+        if not self.best_path.exists():  # no finite validation figure ever: keep the last
+            save_checkpoint(self.best_path, {"epoch": self.cfg.epochs,
+                                             "model": self.model.state_dict()})
+        return h

@@ -1,0 +1,131 @@
+"""`seldbench run` end to end on synth-mini: record, resume after a kill, concurrent runs."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = ["train.epochs=2", "train.batch_size=4", "train.threads=1", "eval.jackknife=true"]
+
+
+@pytest.fixture(scope="session")
+def synth_env(tmp_path_factory):
+    """synth-mini generated once into a temporary folder, with its own feature cache."""
+    base = tmp_path_factory.mktemp("synthmini")
+    env = {"SELDBENCH_SYNTH_MINI_ROOT": str(base / "data"), "HF_HUB_OFFLINE": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield base
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _run(tmp, tag, **kw):
+    from seldbench.training.run import run
+
+    return run("crnn", "synth-mini", overrides=[*TINY, f"features.cache_dir={tmp / 'cache'}"],
+               out=str(tmp / tag), progress=False, log=lambda m: None, **kw)
+
+
+def test_run_writes_a_complete_record(synth_env):
+    rec = _run(synth_env, "runs_a")
+    assert rec["status"] == "complete" and rec["split"] == "test"
+    assert rec["selection"]["split"] == "val" and rec["selection"]["val_is_test"] is False
+    res = rec["results"]["dcase2023"]
+    assert set(res["figures"]) == {"ER", "F", "LE", "LR", "SELD"}
+    assert set(res["interval"]) == {"ER", "F", "LE", "LR", "SELD"}
+    assert rec["results"]["dcase2024"] == {"skipped": "the model predicts no distance"}
+    assert rec["model"]["params"] > 700_000 and rec["train"]["epochs_run"] == 2
+    run_dir = next((synth_env / "runs_a").rglob("record.json")).parent
+    for name in ("best.pt", "last.pt", "normalizer.npz", "config.json"):
+        assert (run_dir / name).exists(), name
+    preds = sorted((run_dir / "predictions" / "dcase2023").glob("*.csv"))
+    assert len(preds) == 3  # the test split of synth-mini
+    # the record's figures are exactly what `seldbench score` gives on the written CSVs
+    from seldbench.metrics.score import score_folders
+
+    refs = synth_env / "refs"
+    refs.mkdir(exist_ok=True)
+    root = Path(os.environ["SELDBENCH_SYNTH_MINI_ROOT"])
+    for p in preds:
+        (refs / p.name).write_text(next(root.glob(f"metadata_dev/*/{p.name}")).read_text())
+    again = score_folders(run_dir / "predictions" / "dcase2023", refs, "dcase2023")
+    for k, v in res["figures"].items():
+        assert again.figures[k] == pytest.approx(v, abs=1e-12)
+    # a finished run is not trained again
+    assert _run(synth_env, "runs_a")["created"] == rec["created"]
+
+
+def test_killed_run_resumes_to_the_same_result(synth_env):
+    full = _run(synth_env, "runs_full")
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, step):
+        if epoch == 2 and step == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _run(synth_env, "runs_killed", on_step=kill)
+    resumed = _run(synth_env, "runs_killed")
+    assert resumed["checkpoint"]["sha256"] == full["checkpoint"]["sha256"]
+    assert resumed["results"] == full["results"]
+    assert [e["loss"] for e in resumed["train"]["history"]] == \
+        [e["loss"] for e in full["train"]["history"]]
+
+
+def test_two_runs_at_once_get_separate_folders(synth_env):
+    cmd = [sys.executable, "-m", "seldbench.cli", "run", "--model", "crnn", "--dataset",
+           "synth-mini", "--quiet", "--out", str(synth_env / "runs_par"),
+           *[a for s in [*TINY, f"features.cache_dir={synth_env / 'cache'}"] for a in ("--set", s)]]
+    _run(synth_env, "runs_warm")  # features cached first, so both start at the same point
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
+    records = sorted((synth_env / "runs_par").rglob("record.json"))
+    assert len(records) == 2 and records[0].parent != records[1].parent
+    assert all(json.loads(r.read_text())["status"] == "complete" for r in records)
+
+
+def test_bad_names_and_keys_fail_before_any_work(synth_env):
+    from click.testing import CliRunner
+
+    from seldbench.cli import main
+
+    r = CliRunner().invoke(main, ["run", "--model", "crn", "--dataset", "synth-mini"])
+    assert r.exit_code == 2 and "unknown model 'crn'; did you mean 'crnn'" in r.stderr
+    r = CliRunner().invoke(main, ["run", "--model", "crnn", "--dataset", "synth-mini",
+                                  "--set", "train.lrate=1"])
+    assert r.exit_code == 2 and "unknown key 'train.lrate'" in r.stderr
+
+
+def test_example_plugin_installs_and_trains_one_epoch(synth_env, tmp_path):
+    """examples/tiny_seld_plugin, pip-installed like any third-party package, trains."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "tiny_seld_plugin"
+    target = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                          "--no-build-isolation", "--target", str(target), str(example)],
+                         capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr[-800:]
+    assert (target / "tiny_seld" / "__init__.py").exists()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    listed = subprocess.run([sys.executable, "-m", "seldbench.cli", "list", "models"],
+                            env=env, capture_output=True, text=True)
+    assert "tiny-seld 0.1.0 [tiny_seld]" in listed.stdout, listed.stderr
+    out = subprocess.run([sys.executable, "-m", "seldbench.cli", "run", "--model", "tiny-seld",
+                          "--dataset", "synth-mini", "--epochs", "1", "--quiet",
+                          "--out", str(tmp_path / "runs"), "--set", "train.threads=1",
+                          "--set", "train.batch_size=4",
+                          "--set", f"features.cache_dir={synth_env / 'cache'}"],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-800:]
+    assert "tiny-seld@0.1.0 on synth-mini" in out.stdout and "dcase2023: ER" in out.stdout
+    rec = json.loads(next((tmp_path / "runs").rglob("record.json")).read_text())
+    assert rec["model"]["plugin"] == "tiny_seld" and rec["train"]["epochs_run"] == 1
