@@ -137,9 +137,10 @@ def run_cmd(model, dataset, config_file, overrides, seed, epochs, out, quiet) ->
     overrides = list(overrides) + ([f"train.epochs={epochs}"] if epochs else [])
     record = run(model, dataset, config_file, overrides, seed, out, progress=not quiet,
                  log=lambda m: click.echo(m, err=True))
-    from seldbench.results.tables import record_table
+    if record:  # under torchrun only rank 0 has the record
+        from seldbench.results.tables import record_table
 
-    click.echo(record_table(record))
+        click.echo(record_table(record))
 
 
 # ---------------------------------------------------------------- compare

@@ -129,3 +129,21 @@ def test_example_plugin_installs_and_trains_one_epoch(synth_env, tmp_path):
     assert "tiny-seld@0.1.0 on synth-mini" in out.stdout and "dcase2023: ER" in out.stdout
     rec = json.loads(next((tmp_path / "runs").rglob("record.json")).read_text())
     assert rec["model"]["plugin"] == "tiny_seld" and rec["train"]["epochs_run"] == 1
+
+
+def test_torchrun_two_processes_gloo(synth_env, tmp_path):
+    """Data-parallel training with torch.distributed (gloo on CPU, 2 processes)."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m",
+                          "seldbench.cli", "run", "--model", "crnn", "--dataset", "synth-mini",
+                          "--quiet", "--out", str(tmp_path / "runs"),
+                          *[a for s in [*TINY, f"features.cache_dir={synth_env / 'cache'}"]
+                            for a in ("--set", s)]],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-1500:]
+    records = list((tmp_path / "runs").rglob("record.json"))
+    assert len(records) == 1  # one run, written by rank 0 only
+    rec = json.loads(records[0].read_text())
+    assert rec["device"]["processes"] == 2 and rec["train"]["epochs_run"] == 2
+    assert out.stdout.count("crnn@1.0 on synth-mini") == 1

@@ -127,19 +127,73 @@ def run(model: str, dataset: str, config_file: str | None = None,
     seed = int(cfg["seed"])
     runs_dir = Path(out or cfg["output"]["runs_dir"])
     base = runs_dir / dataset / model / f"{model}-{dataset}-s{seed}-{digest[:8]}"
-    rd = claim_run_dir(base)
+    dist = _Dist.start(cfg["train"]["device"])
+    rd = claim_run_dir(base) if dist.rank0 else None
     try:
-        record_path = rd.path / "record.json"
-        if record_path.exists():
-            log(f"{rd.path}: run already complete")
+        path = Path(dist.share(str(rd.path) if rd else None))
+        record_path = path / "record.json"
+        if dist.share(record_path.exists() if dist.rank0 else None):
+            if dist.rank0:
+                log(f"{path}: run already complete")
             return json.loads(record_path.read_text())
-        return _run(reg, model, cfg, digest, rd.path, progress, on_step, log)
+        return _run(reg, model, cfg, digest, path, progress, on_step, log, dist)
     finally:
-        rd.release()
+        if rd is not None:
+            rd.release()
+        dist.stop()
+
+
+@dataclass
+class _Dist:
+    """This process's place in a ``torchrun`` job (world 1 when started directly)."""
+
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def rank0(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def start(cls, device: str) -> _Dist:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world < 2:
+            return cls()
+        import torch
+        import torch.distributed as td
+
+        cuda = device != "cpu" and torch.cuda.is_available()
+        if not td.is_initialized():
+            td.init_process_group(backend="nccl" if cuda else "gloo")
+        return cls(world, td.get_rank(), int(os.environ.get("LOCAL_RANK", "0")))
+
+    def share(self, value):
+        """``value`` of rank 0, on every rank."""
+        if self.world < 2:
+            return value
+        import torch.distributed as td
+
+        box = [value]
+        td.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as td
+
+            td.barrier()
+
+    def stop(self) -> None:
+        if self.world > 1:
+            import torch.distributed as td
+
+            if td.is_initialized():
+                td.destroy_process_group()
 
 
 def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: bool,
-         on_step, log) -> dict:
+         on_step, log, dist: _Dist) -> dict:
     import torch
 
     from seldbench.features.cache import FeatureCache, Normalizer
@@ -159,21 +213,32 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
     seed = int(cfg["seed"])
     seed_everything(seed, bool(tr["deterministic"]))
     device = pick_device(tr["device"])
-    atomic_write_json(run_dir / "config.json", cfg)
+    if dist.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    if dist.rank0:
+        atomic_write_json(run_dir / "config.json", cfg)
 
     # data: files, features (cached), normaliser (train only), labels
     root = resolve_root(dspec, cfg["dataset"]["root"])
-    if dspec.prepare is not None:
+    if dspec.prepare is not None and dist.rank0:
         dspec.prepare(root)
+    dist.barrier()  # rank 0 generates data and features; the others then read them
     clips = {s: dspec.list_clips(root, s) for s in SPLITS}
     for s in SPLITS:
         if not clips[s]:
             raise SeldbenchError(f"dataset '{dspec.name}' at {root}: split '{s}' has no clips")
     cache_dir = Path(cfg["features"]["cache_dir"] or "~/.cache/seldbench/features").expanduser()
     cache = FeatureCache(cache_dir, registry=reg)
-    cached = {s: cache.get(dspec.name, s, clips[s], fspec.name, device=device) for s in SPLITS}
+    cached = {}
+    for turn in ((0,) if dist.world < 2 else (0, 1)):
+        if (turn == 0) == dist.rank0:
+            cached = {s: cache.get(dspec.name, s, clips[s], fspec.name, device=device)
+                      for s in SPLITS}
+        dist.barrier()
     norm = Normalizer.fit(cached["train"])
-    norm.save(run_dir / "normalizer.npz")
+    if dist.rank0:
+        norm.save(run_dir / "normalizer.npz")
 
     model = mspec.build(cfg["model"], dspec, fspec)
     with_distance = bool(getattr(model, "with_distance", mspec.with_distance))
@@ -182,8 +247,13 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
     chunk = int(round(tr["chunk_s"] / 0.1))
     train_set = ChunkDataset(data["train"], chunk)
     gen = torch.Generator().manual_seed(seed)
+    sampler = None
+    if dist.world > 1:  # each process a shard; train.batch_size stays the global batch
+        sampler = torch.utils.data.DistributedSampler(train_set, dist.world, dist.rank,
+                                                      shuffle=True, seed=seed)
     loader = torch.utils.data.DataLoader(
-        train_set, batch_size=int(tr["batch_size"]), shuffle=True, generator=gen,
+        train_set, batch_size=max(1, int(tr["batch_size"]) // dist.world),
+        shuffle=sampler is None, sampler=sampler, generator=gen if sampler is None else None,
         collate_fn=collate_batch, num_workers=int(tr["num_workers"]),
         persistent_workers=int(tr["num_workers"]) > 0, pin_memory=device.type == "cuda")
     loss_fn = _loss(mspec, with_distance)
@@ -197,16 +267,22 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
     val_refs = [sel_scorer.read_reference(c.metadata) for c in clips["val"]]
 
     def validate(m):
-        tables = predictor.predict(m, [data["val"].features[s] for s in data["val"].stems])
-        figures = sel_scorer.summarise(sel_scorer.counts(list(zip(val_refs, tables))).sum(0))
-        figures = {k: v for k, v in figures.items() if k != "classwise"}
+        figures = None
+        if dist.rank0:  # one process scores; every process gets the figures
+            tables = predictor.predict(m, [data["val"].features[s] for s in data["val"].stems])
+            figures = sel_scorer.summarise(sel_scorer.counts(list(zip(val_refs, tables))).sum(0))
+            figures = {k: v for k, v in figures.items() if k != "classwise"}
+        figures = dist.share(figures)
         return figures[sel.rank_by], figures
 
     trainer = Trainer(model, loss_fn, loader, validate, sel.higher_is_better, run_dir,
-                      TrainConfig.from_cfg(tr), device, seed, chunk * 0.1, on_step, progress)
-    if trainer.resume():
+                      TrainConfig.from_cfg(tr), device, seed, chunk * 0.1, on_step, progress,
+                      distributed=dist.world > 1)
+    if trainer.resume() and dist.rank0:
         log(f"{run_dir}: resuming after epoch {trainer.start_epoch - 1}")
     history = trainer.fit()
+    if not dist.rank0:
+        return {}
 
     # test: best checkpoint, predictions as DCASE CSVs, every suite with jackknife intervals
     from seldbench.training.trainer import load_checkpoint
@@ -235,7 +311,7 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
         "results": results,
         "config": cfg, "config_hash": digest, "seed": int(cfg["seed"]),
         "recipe": str(cfg["output"]["recipe"]),
-        "device": device_info(str(device)),
+        "device": {**device_info(str(device)), "processes": dist.world},
         **{k: v for k, v in provenance().items() if k in ("packages", "git")},
         "wall_time_s": time.perf_counter() - t_start,
         "train": {"epochs_run": len(history.epochs),

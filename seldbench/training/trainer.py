@@ -115,8 +115,15 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, loss: Callable, loader, validate: Callable,
                  higher_is_better: bool, run_dir: Path, train: TrainConfig,
                  device: torch.device, seed: int, chunk_seconds: float,
-                 on_step: Callable[[int, int], None] | None = None, progress: bool = True) -> None:
-        self.model = model.to(device)
+                 on_step: Callable[[int, int], None] | None = None, progress: bool = True,
+                 distributed: bool = False) -> None:
+        self.module = model.to(device)  # the bare model: checkpoints and validation
+        self.rank0 = not distributed or torch.distributed.get_rank() == 0
+        if distributed:  # gradients all-reduced across processes (torchrun)
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[device.index] if device.type == "cuda" else None)
+        else:
+            self.model = self.module
         self.loss, self.loader, self.validate = loss, loader, validate
         self.higher = higher_is_better
         self.dir = Path(run_dir)
@@ -125,12 +132,14 @@ class Trainer:
         self.seed = seed
         self.chunk_seconds = chunk_seconds
         self.on_step = on_step
-        self.progress = progress
-        self.opt = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        self.progress = progress and self.rank0
+        self.opt = torch.optim.Adam(self.module.parameters(), lr=train.lr,
+                                    weight_decay=train.weight_decay)
         self.use_amp = bool(train.amp) and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.history = History()
         self.start_epoch = 1
+        self.world = torch.distributed.get_world_size() if distributed else 1
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -143,24 +152,26 @@ class Trainer:
         return self.dir / "best.pt"
 
     def _state(self, epoch: int) -> dict:
-        return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+        gen = self._loader_generator()
+        return {"epoch": epoch, "model": self.module.state_dict(), "optimizer": self.opt.state_dict(),
                 "scaler": self.scaler.state_dict(), "history": self.history.__dict__,
-                "rng": _rng_state(), "loader_rng": self._loader_generator().get_state()}
+                "rng": _rng_state(), "loader_rng": gen.get_state() if gen is not None else None}
 
-    def _loader_generator(self) -> torch.Generator:
-        return self.loader.generator
+    def _loader_generator(self) -> torch.Generator | None:
+        return self.loader.generator  # None with a DistributedSampler (seeded by epoch)
 
     def resume(self) -> bool:
         """Continue from ``last.pt`` if it exists; returns whether it did."""
         if not self.last_path.exists():
             return False
         state = load_checkpoint(self.last_path, self.device)
-        self.model.load_state_dict(state["model"])
+        self.module.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.history = History(**state["history"])
         _set_rng_state(state["rng"])
-        self._loader_generator().set_state(state["loader_rng"])
+        if state["loader_rng"] is not None and self._loader_generator() is not None:
+            self._loader_generator().set_state(state["loader_rng"])
         self.start_epoch = state["epoch"] + 1
         return True
 
@@ -182,6 +193,8 @@ class Trainer:
             if patience and h.stale >= patience:
                 break
             self.model.train()
+            if hasattr(self.loader.sampler, "set_epoch"):
+                self.loader.sampler.set_epoch(epoch)
             t0 = time.perf_counter()
             total, steps = 0.0, 0
             bar = tqdm(self.loader, desc=f"epoch {epoch}/{self.cfg.epochs}", leave=False,
@@ -200,18 +213,19 @@ class Trainer:
                 self.scaler.update()
                 total += float(loss.detach())
                 steps += 1
-                h.audio_seconds += x.shape[0] * self.chunk_seconds
+                h.audio_seconds += x.shape[0] * self.chunk_seconds * self.world
                 bar.set_postfix(loss=f"{total / steps:.4f}")
                 if self.on_step is not None:
                     self.on_step(epoch, steps)
             h.train_seconds += time.perf_counter() - t0
-            value, figures = self.validate(self.model)
+            value, figures = self.validate(self.module)
             improved = self._improved(value)
             h.epochs.append({"epoch": epoch, "loss": total / max(steps, 1), "val": figures,
                              "time_s": time.perf_counter() - t0})
             if improved:
                 h.best_epoch, h.best_value, h.stale = epoch, float(value), 0
-                save_checkpoint(self.best_path, {"epoch": epoch, "model": self.model.state_dict()})
+                if self.rank0:
+                    save_checkpoint(self.best_path, {"epoch": epoch, "model": self.module.state_dict()})
             else:
                 h.stale += 1
             if self.progress:
@@ -219,8 +233,16 @@ class Trainer:
                                   if isinstance(v, float) and not math.isnan(v))
                 print(f"epoch {epoch}: loss {total / max(steps, 1):.4f}; val {shown}"
                       f"{' (best)' if improved else ''}", flush=True)
-            save_checkpoint(self.last_path, self._state(epoch))
-        if not self.best_path.exists():  # no finite validation figure ever: keep the last
+            if self.rank0:
+                save_checkpoint(self.last_path, self._state(epoch))
+            _barrier()
+        if self.rank0 and not self.best_path.exists():  # no finite validation figure ever
             save_checkpoint(self.best_path, {"epoch": self.cfg.epochs,
-                                             "model": self.model.state_dict()})
+                                             "model": self.module.state_dict()})
+        _barrier()
         return h
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()

@@ -1,0 +1,231 @@
+"""Prediction with a finished run: load its folder once, then predict any WAV file.
+
+A run folder ``<runs>/<dataset>/<model>/<run id>`` (written by ``seldbench run``) holds
+everything needed to rebuild the system exactly as it was tested: ``config.json`` (resolved
+config), ``record.json`` (model and dataset names), ``normalizer.npz`` (train-split statistics)
+and ``best.pt`` (the selected weights). Features are computed by the run's feature set with
+its default options, as the run's feature cache computed them, so :func:`predict_file` on a
+test clip of the run's dataset gives the rows of ``predictions/<suite>/<stem>.csv``.
+
+Typical use::
+
+    run = load_run("runs/synth-mini/crnn/crnn-synth-mini-s0-a63b68e6")
+    table = predict_file(run, "clip.wav")          # EventTable, Cartesian DOAs
+    write_dcase_csv("clip.csv", as_layout(table, "fctxyzd"))
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from seldbench.errors import SeldbenchError
+from seldbench.metrics.csvio import EventTable, make_table
+
+if TYPE_CHECKING:
+    import torch
+
+#: The files :func:`load_run` needs, in the order they are checked.
+RUN_FILES = ("config.json", "record.json", "normalizer.npz", "best.pt")
+#: The layout ``seldbench predict`` writes: the 2022-2024 prediction layout (DCASE 2023 suite).
+PREDICT_LAYOUT = "fctxyzd"
+
+
+@dataclass
+class LoadedRun:
+    """A run folder loaded for inference.
+
+    ``model`` is in eval mode on ``device``; ``feature`` maps audio ``(batch, 4, samples)`` to
+    ``(batch, channels, frames, bins)`` and lives on ``device`` too; ``normalizer`` standardises
+    its output; ``predictor`` chunks, runs and decodes as the run's test prediction did.
+    """
+
+    path: Path
+    config: dict
+    record: dict
+    model_spec: Any  # ModelSpec
+    dataset_spec: Any  # DatasetSpec
+    feature_spec: Any  # FeatureSpec
+    model: torch.nn.Module
+    feature: torch.nn.Module
+    normalizer: Any  # seldbench.features.cache.Normalizer
+    predictor: Any  # seldbench.training.predict.Predictor
+    with_distance: bool
+    device: torch.device
+
+    @property
+    def name(self) -> str:
+        """``model@version on dataset (run id)``, for messages."""
+        return (f"{self.model_spec.name}@{self.model_spec.version} on {self.dataset_spec.name} "
+                f"({self.path.name})")
+
+
+def read_run_info(run_dir: str | os.PathLike) -> tuple[Path, dict, dict]:
+    """``(path, config, record)`` of a finished run folder, checked.
+
+    Errors (one line each): the folder is missing, it is not a run folder (neither
+    ``config.json`` nor ``record.json``), one of them is missing or not valid JSON, or they
+    lack the model and dataset names.
+    """
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        raise SeldbenchError(f"{path}: no such run folder")
+    if not any((path / f).is_file() for f in RUN_FILES[:2]):
+        raise SeldbenchError(f"{path}: not a seldbench run folder (no config.json or "
+                             "record.json); expected <runs>/<dataset>/<model>/<run id>")
+    docs = []
+    for name in RUN_FILES[:2]:
+        file = path / name
+        if not file.is_file():
+            raise SeldbenchError(f"{file}: missing from the run folder (unfinished run?)")
+        try:
+            doc = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise SeldbenchError(f"{file}: not valid JSON ({' '.join(str(exc).split())})") from None
+        if not isinstance(doc, dict):
+            raise SeldbenchError(f"{file}: not a seldbench {name} (not a JSON object)")
+        docs.append(doc)
+    config, record = docs
+    try:
+        record["model"]["name"], record["dataset"]["name"]
+        config["dataset"]["name"], config["features"]["name"], config["eval"], config["train"]
+    except (KeyError, TypeError) as exc:
+        raise SeldbenchError(f"{path}: not a seldbench run folder (config.json / record.json "
+                             f"lack {exc})") from None
+    if record["dataset"]["name"] != config["dataset"]["name"]:
+        raise SeldbenchError(f"{path}: record.json says dataset '{record['dataset']['name']}', "
+                             f"config.json '{config['dataset']['name']}'")
+    return path, config, record
+
+
+def load_run(run_dir: str | os.PathLike, device: str | torch.device = "auto",
+             registry: Any = None) -> LoadedRun:
+    """Load a finished run folder for prediction: model (best checkpoint, eval mode), feature
+    module, normaliser and predictor, on ``device`` (``auto``: CUDA when present).
+
+    Every file is checked before the model is built; a problem is one :class:`SeldbenchError`
+    naming the folder or file (missing, not a run folder, truncated checkpoint, weights that do
+    not fit the model the config describes, a feature set that changed since training).
+    """
+    import torch
+
+    from seldbench.features.cache import FeatureCache, Normalizer, config_hash, feature_config
+    from seldbench.registry import get_registry
+    from seldbench.training.predict import Predictor
+    from seldbench.training.trainer import load_checkpoint, pick_device
+
+    path, config, record = read_run_info(run_dir)
+    for name in RUN_FILES[2:]:
+        if not (path / name).is_file():
+            raise SeldbenchError(f"{path / name}: missing from the run folder")
+    reg = registry or get_registry()
+    mspec = reg.get_model(record["model"]["name"])
+    dspec = reg.get_dataset(config["dataset"]["name"])
+    dev = pick_device(str(device)) if not isinstance(device, torch.device) else device
+
+    normalizer = Normalizer.load(path / "normalizer.npz")
+    # build only: FeatureCache.build computes and caches nothing
+    fspec, feature = FeatureCache(path, registry=reg).build(config["features"]["name"])
+    trained_hash = normalizer.meta.get("config_hash")
+    now_hash = config_hash(feature_config(fspec, feature))
+    if trained_hash is not None and trained_hash != now_hash:
+        raise SeldbenchError(f"{path}: feature set '{fspec.name}' has changed since the run was "
+                             f"trained (config hash {now_hash}, the run's {trained_hash}); "
+                             "its predictions would not match")
+
+    checkpoint = load_checkpoint(path / "best.pt", dev)
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise SeldbenchError(f"{path / 'best.pt'}: not a seldbench checkpoint (no 'model' entry)")
+    model = mspec.build(config["model"], dspec, fspec)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise SeldbenchError(f"{path / 'best.pt'}: weights do not fit model "
+                             f"'{mspec.name}' as config.json builds it ({first})") from None
+    model.to(dev).eval()
+    feature.to(dev).eval()
+    with_distance = bool(getattr(model, "with_distance", mspec.with_distance))
+    chunk = int(round(float(config["train"]["chunk_s"]) / 0.1))
+    predictor = Predictor(mspec.output, len(dspec.classes), chunk, fspec.frames_per_label,
+                          with_distance, dev, config["eval"])
+    return LoadedRun(path, config, record, mspec, dspec, fspec, model, feature, normalizer,
+                     predictor, with_distance, dev)
+
+
+def predict_file(run: LoadedRun, wav_path: str | os.PathLike,
+                 video_path: str | os.PathLike | None = None) -> EventTable:
+    """Events of one recording: read, features, normalise, predict, decode.
+
+    ``wav_path``: a 4-channel 24-kHz WAV in the run's audio format (``run.feature_spec.
+    audio_format``: FOA for the ``foa_*`` feature sets, the tetrahedral mic array for
+    ``mic_*``; the format cannot be told from the file, so it is not checked). Any length: the
+    clip is predicted in chunks of the run's ``train.chunk_s``.
+
+    ``video_path``: accepted and ignored for audio-only models (the file must exist, so a typo
+    is not silently ignored). A model that needs video (``ModelSpec.needs_video``) is refused:
+    prediction with video is not supported yet.
+
+    Returns an :class:`EventTable` with Cartesian DOAs (``fctxyz``, or ``fctxyzd`` with
+    distance in metres when the model predicts it), frames in 100-ms label frames. Errors name
+    the file (missing, unreadable, truncated, wrong sample rate or channel count, too short).
+    """
+    import torch
+
+    from seldbench.data.audio import read_audio
+
+    if run.model_spec.needs_video:
+        raise SeldbenchError(f"model '{run.model_spec.name}' needs video; prediction with video "
+                             "is not supported yet")
+    if video_path is not None and not Path(video_path).is_file():
+        raise SeldbenchError(f"{video_path}: no such video file")
+    audio = read_audio(wav_path)  # (4, samples) float32
+    hop = int(getattr(run.feature, "hop_length", 1))
+    if audio.shape[1] < hop:
+        raise SeldbenchError(f"{wav_path}: {audio.shape[1]} samples, shorter than one feature "
+                             f"frame ({hop} samples)")
+    with torch.inference_mode():
+        x = run.feature(torch.from_numpy(audio)[None].to(run.device)).float().cpu().numpy()[0]
+    if x.shape[0] != run.feature_spec.channels:
+        raise SeldbenchError(f"feature '{run.feature_spec.name}': module returned {x.shape[0]} "
+                             f"channels, the spec declares {run.feature_spec.channels}")
+    x = run.normalizer.apply(x)
+    table = run.predictor.predict(run.model, [x])[0]
+    table.path = str(wav_path)
+    return table
+
+
+def as_layout(table: EventTable, layout: str = PREDICT_LAYOUT) -> EventTable:
+    """A Cartesian prediction table in a Cartesian ``layout``: ``fctxyzd`` adds a zero distance
+    column when the model predicts none, ``fctxyz`` drops the distance."""
+    if layout not in ("fctxyz", "fctxyzd"):
+        raise SeldbenchError(f"prediction layout '{layout}': only fctxyz and fctxyzd are written")
+    dist = table.distance if table.distance is not None else np.zeros(len(table))
+    return make_table(table.frame, table.cls, table.track, table.coords,
+                      dist if layout == "fctxyzd" else None, layout=layout, path=table.path)
+
+
+def predict_to_csv(run_dir: str | os.PathLike, wav_path: str | os.PathLike,
+                   out: str | os.PathLike, video_path: str | os.PathLike | None = None,
+                   device: str = "auto") -> EventTable:
+    """``seldbench predict``: load the run, predict ``wav_path`` and write ``out`` atomically as
+    a 7-column DCASE CSV (frame, class, track, x, y, z, distance_m; distance 0 when the model
+    predicts none). Returns the written table."""
+    from seldbench.data.audio import audio_info
+    from seldbench.metrics.csvio import write_dcase_csv
+
+    audio_info(wav_path)  # a bad WAV fails before the model is loaded
+    if video_path is not None and not Path(video_path).is_file():
+        raise SeldbenchError(f"{video_path}: no such video file")
+    run = load_run(run_dir, device)
+    table = as_layout(predict_file(run, wav_path, video_path), PREDICT_LAYOUT)
+    write_dcase_csv(out, table)
+    return table
+
+
+__all__ = ["LoadedRun", "PREDICT_LAYOUT", "as_layout", "load_run", "predict_file",
+           "predict_to_csv", "read_run_info"]
