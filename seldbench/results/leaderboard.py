@@ -158,9 +158,9 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str]) -
         rank_by_missing = None
 
     long = []
-    for order, rec in enumerate(recs):
+    for rec in recs:
         res = rec["results"][suite]
-        row = {"order": order, "model": rec["model"]["name"],
+        row = {"model": rec["model"]["name"],
                "model_version": rec["model"]["version"], "config_hash": rec["config_hash"],
                "recipe": rec["recipe"], "device": rec["device"]["type"],
                "options": json.dumps(res["options"], sort_keys=True) if res["options"] else "",
@@ -169,51 +169,49 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str]) -
         for fig in figures:
             row[fig] = _num(res["figures"].get(fig))
             lo, hi = res["interval"].get(fig) or (None, None)
-            row[f"{fig}_lo"], row[f"{fig}_hi"] = _num(lo), _num(hi)
+            row[f"{fig}_ci_lo"], row[f"{fig}_ci_hi"] = _num(lo), _num(hi)
         long.append(row)
     df = pd.DataFrame(long)
+    lo_cols = [f"{f}_ci_lo" for f in figures]
+    hi_cols = [f"{f}_ci_hi" for f in figures]
+    half_cols = [f"{f}_ci_half" for f in figures]
+    df[half_cols] = (df[hi_cols].to_numpy() - df[lo_cols].to_numpy()) / 2
+    # group id = order of first appearance in the records
+    df["group"] = df.groupby(list(ROW_KEY), sort=False, dropna=False).ngroup()
+    g = df.groupby("group", sort=True)
+    size = g.size()
+    rows = g[list(ROW_KEY)].first()
+    rows["runs"] = size
+    rows["seeds"] = g["seed"].nunique()
+    rows["params"] = g["params"].max()
+    rows["run_ids"] = g["run_id"].agg(" ".join)
+    rows["checkpoints"] = g["checkpoint"].agg(" ".join)
+    rows["seed_list"] = g["seed"].agg(lambda s: " ".join(map(str, sorted(s))))
+    # a value undefined in any seed is undefined for the row (no silent skipping)
+    complete = g[figures + half_cols].count().eq(size, axis=0)
+    means = g[figures + half_cols].mean().where(complete)
+    stds = g[figures].std(ddof=1).where(complete[figures])
+    stds.loc[size < 2] = np.nan  # a spread needs two seeds
+    ends = g[lo_cols + hi_cols].first()
+    ends.loc[size != 1] = np.nan  # the interval itself only for a single run
+    stats = {}
     for fig in figures:
-        df[f"{fig}_half"] = (df[f"{fig}_hi"] - df[f"{fig}_lo"]) / 2
-
-    grouped = df.groupby(list(ROW_KEY), sort=False, dropna=False)
-    rows = grouped.agg(order=("order", "min"), runs=("seed", "size"),
-                       seeds=("seed", "nunique"), params=("params", "max")).reset_index()
-    joined = grouped.agg(run_ids=("run_id", " ".join), checkpoints=("checkpoint", " ".join),
-                         seed_list=("seed", lambda s: " ".join(map(str, sorted(s)))))
-    rows = rows.merge(joined.reset_index(), on=list(ROW_KEY))
-    for fig in figures:
-        # a figure undefined in any seed is undefined for the row (no silent skipping)
-        stats = grouped[fig].agg(["mean", "std", "count", "size"]).reset_index()
-        complete = stats["count"] == stats["size"]
-        stats["mean"] = stats["mean"].where(complete)
-        stats["std"] = stats["std"].where(complete & (stats["size"] >= 2))
-        half = grouped[f"{fig}_half"].agg(["mean", "count", "size"]).reset_index()
-        half["mean"] = half["mean"].where(half["count"] == half["size"])
-        ends = grouped[[f"{fig}_lo", f"{fig}_hi"]].first().reset_index()
-        part = stats[list(ROW_KEY)].assign(**{
-            fig: stats["mean"], f"{fig}_std": stats["std"], f"{fig}_ci_half": half["mean"],
-            f"{fig}_ci_lo": ends[f"{fig}_lo"], f"{fig}_ci_hi": ends[f"{fig}_hi"]})
-        rows = rows.merge(part, on=list(ROW_KEY))
-        single = rows["runs"] == 1
-        rows[f"{fig}_ci_lo"] = rows[f"{fig}_ci_lo"].where(single)
-        rows[f"{fig}_ci_hi"] = rows[f"{fig}_ci_hi"].where(single)
+        stats.update({fig: means[fig], f"{fig}_std": stds[fig],
+                      f"{fig}_ci_half": means[f"{fig}_ci_half"],
+                      f"{fig}_ci_lo": ends[f"{fig}_ci_lo"], f"{fig}_ci_hi": ends[f"{fig}_ci_hi"]})
+    rows = pd.concat([rows, pd.DataFrame(stats, index=rows.index)], axis=1)
 
     if rank_by is not None:
-        rows = rows.sort_values([rank_by, "order"], ascending=[not hib, True],
-                                na_position="last", kind="stable")
-    else:
-        rows = rows.sort_values("order", kind="stable")
-    rows = rows.drop(columns="order").reset_index(drop=True)
-    rows.insert(0, "rank", np.arange(1, len(rows) + 1))
+        rows = rows.sort_values(rank_by, ascending=not hib, na_position="last", kind="stable")
+    rank = pd.Series(np.arange(1, len(rows) + 1), index=rows.index)  # group -> table row
+    rows = rows.reset_index(drop=True)
+    rows.insert(0, "rank", rank.to_numpy())
 
     notes = list(dup_notes)
     if rank_by_missing:
         notes.append(f"the runs have no '{rank_by_missing}' figure, the ranking figure of "
                      f"'{suite}': rows in record order, not ranked")
-    row_of = {}  # record index -> table row number (1-based)
-    for i, r in df.iterrows():
-        match = (rows[list(ROW_KEY)] == pd.Series({k: r[k] for k in ROW_KEY})).all(axis=1)
-        row_of[i] = int(rows.loc[match, "rank"].iloc[0])
+    row_of = dict(enumerate(rank.loc[df["group"]].astype(int).tolist()))  # record -> row
     notes += _provenance_notes(recs, row_of)
     for _, r in rows.iterrows():
         if r["seeds"] < r["runs"]:
@@ -254,7 +252,8 @@ def _provenance_notes(recs: list[dict], row_of: dict[int, int]) -> list[str]:
             by_value.setdefault(f.get(name, "absent"), []).append(row_of[i])
         if len(by_value) > 1:
             differing.append(f"{name}: " + "; ".join(
-                f"{value} ({_rows_text(rows)})" for value, rows in by_value.items()))
+                f"{value} ({_rows_text(rows)})"
+                for value, rows in sorted(by_value.items(), key=lambda kv: min(kv[1]))))
     if differing:
         notes.append("provenance differs between runs: " + " | ".join(differing))
     elif len(recs) > 1:

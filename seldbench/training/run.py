@@ -312,7 +312,7 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
         "config": cfg, "config_hash": digest, "seed": int(cfg["seed"]),
         "recipe": str(cfg["output"]["recipe"]),
         "device": {**device_info(str(device)), "processes": dist.world},
-        **{k: v for k, v in provenance().items() if k in ("packages", "git")},
+        **provenance(),
         "wall_time_s": time.perf_counter() - t_start,
         "train": {"epochs_run": len(history.epochs),
                   "audio_s_per_s": history.audio_seconds / max(history.train_seconds, 1e-9),
