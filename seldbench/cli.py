@@ -143,6 +143,39 @@ def run_cmd(model, dataset, config_file, overrides, seed, epochs, out, quiet) ->
         click.echo(record_table(record))
 
 
+# ---------------------------------------------------------------- predict, plot
+
+
+@main.command()
+@click.option("--checkpoint", "run_dir", required=True, type=click.Path(),
+              help="Run folder <runs>/<dataset>/<model>/<run id> (best.pt, config.json...).")
+@click.option("--audio", required=True, type=click.Path(), help="4-channel 24-kHz WAV.")
+@click.option("--video", default=None, type=click.Path(),
+              help="360-degree MP4 (ignored by audio-only models).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="DCASE CSV to write: frame,class,track,x,y,z,distance_m.")
+def predict(run_dir, audio, video, out) -> None:
+    """Predict the events of one recording with a trained run; write a DCASE CSV."""
+    from seldbench.training.inference import predict_to_csv
+
+    table = predict_to_csv(run_dir, audio, out, video)
+    click.echo(f"{out}: {len(table)} rows, {len(set(table.frame.tolist()))} active frames")
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(), help="Run folder.")
+@click.option("--clip", default=None, help="Test clip stem (default: the first).")
+@click.option("--suite", default="dcase2023", show_default=True,
+              help="Which predictions/<suite> folder to plot.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+def plot(run_dir, clip, suite, out) -> None:
+    """Azimuth and elevation over time of one test clip: reference vs prediction (PNG)."""
+    from seldbench.results.plot import plot_run
+
+    stem = plot_run(run_dir, out, clip, suite)
+    click.echo(f"{out}: {stem}")
+
+
 # ---------------------------------------------------------------- compare
 
 

@@ -31,3 +31,22 @@ def tau_root(tmp_path_factory):
 def starss_copy(starss_root, tmp_path):
     """A private copy of the STARSS23 tree that a test may damage."""
     return Path(shutil.copytree(starss_root, tmp_path / "STARSS23"))
+
+
+@pytest.fixture(scope="session")
+def synth_env(tmp_path_factory):
+    """synth-mini generated once into a temporary folder (``base / "data"``, via
+    ``$SELDBENCH_SYNTH_MINI_ROOT``), shared by every test file; ``base / "cache"`` is the
+    conventional feature cache."""
+    import os
+
+    base = tmp_path_factory.mktemp("synthmini")
+    env = {"SELDBENCH_SYNTH_MINI_ROOT": str(base / "data"), "HF_HUB_OFFLINE": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield base
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -10,21 +10,6 @@ import pytest
 TINY = ["train.epochs=2", "train.batch_size=4", "train.threads=1", "eval.jackknife=true"]
 
 
-@pytest.fixture(scope="session")
-def synth_env(tmp_path_factory):
-    """synth-mini generated once into a temporary folder, with its own feature cache."""
-    base = tmp_path_factory.mktemp("synthmini")
-    env = {"SELDBENCH_SYNTH_MINI_ROOT": str(base / "data"), "HF_HUB_OFFLINE": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield base
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
 def _run(tmp, tag, **kw):
     from seldbench.training.run import run
 

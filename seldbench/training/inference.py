@@ -218,6 +218,7 @@ def predict_to_csv(run_dir: str | os.PathLike, wav_path: str | os.PathLike,
     from seldbench.data.audio import audio_info
     from seldbench.metrics.csvio import write_dcase_csv
 
+    read_run_info(run_dir)  # checked in argument order: the run folder, then the files
     audio_info(wav_path)  # a bad WAV fails before the model is loaded
     if video_path is not None and not Path(video_path).is_file():
         raise SeldbenchError(f"{video_path}: no such video file")

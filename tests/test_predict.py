@@ -1,0 +1,141 @@
+"""`seldbench predict` and `seldbench plot` on a tiny trained synth-mini run."""
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from seldbench.cli import main
+from seldbench.errors import SeldbenchError
+
+TINY = ["train.epochs=1", "train.batch_size=4", "train.threads=1", "eval.jackknife=false"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(synth_env) -> Path:
+    """One finished crnn run on synth-mini (1 epoch), built once per session."""
+    from seldbench.training.run import run
+
+    out = synth_env / "runs_predict"
+    run("crnn", "synth-mini", overrides=[*TINY, f"features.cache_dir={synth_env / 'cache'}"],
+        out=str(out), progress=False, log=lambda m: None)
+    return next(out.rglob("record.json")).parent
+
+
+@pytest.fixture(scope="session")
+def test_clips(trained_run):
+    from seldbench.data.roots import resolve_root
+    from seldbench.registry import get_registry
+
+    spec = get_registry().get_dataset("synth-mini")
+    return spec.list_clips(resolve_root(spec), "test")
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path) -> Path:
+    """A private copy of the run folder that a test may damage."""
+    return Path(shutil.copytree(trained_run, tmp_path / trained_run.name,
+                                ignore=shutil.ignore_patterns("last.pt")))
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _one_error_line(result, text):
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert text in result.stderr, result.stderr
+
+
+def test_predict_file_equals_the_runs_own_test_prediction(trained_run, test_clips, tmp_path):
+    from seldbench.metrics.csvio import write_dcase_csv
+    from seldbench.training.inference import as_layout, load_run, predict_file
+
+    run = load_run(trained_run, device="cpu")
+    assert not run.model.training and run.with_distance is False
+    clip = test_clips[0]
+    table = predict_file(run, clip.audio[run.feature_spec.audio_format])
+    assert table.layout == "fctxyz" and len(table) > 0
+    out = tmp_path / "pred.csv"
+    write_dcase_csv(out, as_layout(table))
+    expected = trained_run / "predictions" / "dcase2023" / f"{clip.stem}.csv"
+    assert out.read_text() == expected.read_text()
+    rows = np.loadtxt(out, delimiter=",", ndmin=2)
+    assert rows.shape[1] == 7 and (rows[:, 6] == 0).all()  # no distance: a zero column
+
+
+def test_cli_predict_writes_the_same_csv_and_ignores_video(trained_run, test_clips, tmp_path):
+    clip = test_clips[-1]
+    out = tmp_path / "sub" / "pred.csv"
+    r = _invoke("predict", "--checkpoint", trained_run, "--audio", clip.audio["foa"],
+                "--video", clip.video, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"{out}: ") and "rows" in r.stdout
+    expected = trained_run / "predictions" / "dcase2023" / f"{clip.stem}.csv"
+    assert out.read_bytes() == expected.read_bytes()
+    assert [p.name for p in out.parent.iterdir()] == ["pred.csv"]  # no temporary file left
+
+
+def test_a_model_that_needs_video_is_refused(trained_run, test_clips):
+    from seldbench.training.inference import load_run, predict_file
+
+    run = load_run(trained_run, device="cpu")
+    run = dataclasses.replace(run, model_spec=dataclasses.replace(run.model_spec,
+                                                                  needs_video=True))
+    with pytest.raises(SeldbenchError, match="needs video; prediction with video is not "
+                                             "supported yet"):
+        predict_file(run, test_clips[0].audio["foa"], test_clips[0].video)
+
+
+def test_missing_and_foreign_run_folders(test_clips, tmp_path):
+    wav = test_clips[0].audio["foa"]
+    r = _invoke("predict", "--checkpoint", tmp_path / "nope", "--audio", wav,
+                "--out", tmp_path / "o.csv")
+    _one_error_line(r, f"{tmp_path / 'nope'}: no such run folder")
+    r = _invoke("predict", "--checkpoint", tmp_path, "--audio", wav, "--out", tmp_path / "o.csv")
+    _one_error_line(r, f"{tmp_path}: not a seldbench run folder")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_missing_file_and_corrupt_checkpoint(run_copy, test_clips, tmp_path):
+    wav, out = test_clips[0].audio["foa"], tmp_path / "o.csv"
+    best = run_copy / "best.pt"
+    best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
+    r = _invoke("predict", "--checkpoint", run_copy, "--audio", wav, "--out", out)
+    _one_error_line(r, f"{best}: cannot read checkpoint")
+    (run_copy / "normalizer.npz").unlink()
+    r = _invoke("predict", "--checkpoint", run_copy, "--audio", wav, "--out", out)
+    _one_error_line(r, f"{run_copy / 'normalizer.npz'}: missing from the run folder")
+    assert not out.exists()
+
+
+def test_wrong_sample_rate_wav(trained_run, tmp_path):
+    import soundfile as sf
+
+    wav = tmp_path / "slow.wav"
+    sf.write(wav, np.zeros((8000, 4), np.float32), 16000, subtype="PCM_16")
+    r = _invoke("predict", "--checkpoint", trained_run, "--audio", wav,
+                "--out", tmp_path / "o.csv")
+    _one_error_line(r, f"{wav}: sample rate 16000 Hz, expected 24000 Hz")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_plot_writes_a_png_of_the_first_test_clip(trained_run, test_clips, tmp_path):
+    out = tmp_path / "clip.png"
+    r = _invoke("plot", "--run", trained_run, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == f"{out}: {test_clips[0].stem}"
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_plot_unknown_clip_and_suite_list_what_there_is(trained_run, test_clips, tmp_path):
+    r = _invoke("plot", "--run", trained_run, "--clip", "fold9_nope", "--out", tmp_path / "x.png")
+    _one_error_line(r, "clip 'fold9_nope': not a predicted test clip of this run (available: "
+                    + ", ".join(c.stem for c in test_clips) + ")")
+    r = _invoke("plot", "--run", trained_run, "--suite", "dcase2024", "--out", tmp_path / "x.png")
+    _one_error_line(r, "no predictions for suite 'dcase2024' (this run has: dcase2023)")
+    assert not (tmp_path / "x.png").exists()
