@@ -18,13 +18,7 @@ SPEC_PARAMS = {"foa_logmel_iv": 0.74e6, "mic_logmel_gcc": 0.74e6 + 1.7e3,
                "mic_salsa_lite": 1.18e6}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread-pool spin-waits on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,7 @@ from seldbench.training.losses import adpit_loss, multi_accdoa_output_size
 C, T, B = 4, 8, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread-pool spin-waits on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_table(rng: np.random.Generator, frames: int, classes: int):
