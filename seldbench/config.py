@@ -170,3 +170,18 @@ def resolve(*, dataset_yaml: str | Path | None = None, model_yaml: str | Path | 
             data, lines = load_yaml(path)
             cfg = merge(cfg, data, str(path), lines, open_sections)
     return apply_overrides(cfg, overrides)
+
+
+def config_hash(cfg: dict) -> str:
+    """SHA-256 of what defines an experiment: the resolved config without the seed (runs that
+    differ only by seed are one configuration), where files go (``output``, ``dataset.root``,
+    ``features.cache_dir``) and how work is spread (``train.num_workers``, ``train.threads``)."""
+    import hashlib
+    import json
+
+    keep = {k: v for k, v in cfg.items() if k not in ("output", "seed")}
+    keep["train"] = {k: v for k, v in cfg.get("train", {}).items()
+                     if k not in ("num_workers", "threads")}
+    keep["dataset"] = {k: v for k, v in cfg.get("dataset", {}).items() if k != "root"}
+    keep["features"] = {k: v for k, v in cfg.get("features", {}).items() if k != "cache_dir"}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()

@@ -64,3 +64,13 @@ def test_yaml_is_loaded_safely_and_errors_name_the_line(tmp_path):
         load_yaml(bad)
     with pytest.raises(SeldbenchError, match="config file not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def test_config_hash_ignores_seed_and_output_locations():
+    from seldbench.config import config_hash
+
+    a = resolve(overrides=["seed=0", "output.runs_dir=x", "features.cache_dir=/tmp/a"])
+    b = resolve(overrides=["seed=7", "output.runs_dir=y", "features.cache_dir=/tmp/b",
+                           "train.threads=1"])
+    assert config_hash(a) == config_hash(b)  # seeds of one configuration group together
+    assert config_hash(a) != config_hash(resolve(overrides=["train.lr=0.01"]))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seldbench.config import CONFIG_DIR, resolve
+from seldbench.config import CONFIG_DIR, config_hash, resolve
 from seldbench.data.roots import resolve_root
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_write_json
@@ -53,15 +53,6 @@ def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
         reg.get_metric_suite(s)
     cfg["eval"]["suites"] = list(suites)
     return cfg
-
-
-def config_hash(cfg: dict) -> str:
-    """Hash of everything that can change the numbers (not where outputs go or the label)."""
-    keep = {k: v for k, v in cfg.items() if k != "output"}
-    keep["train"] = {k: v for k, v in cfg["train"].items() if k not in ("num_workers",)}
-    keep["dataset"] = {k: v for k, v in cfg["dataset"].items() if k != "root"}
-    keep["features"] = {k: v for k, v in cfg["features"].items() if k != "cache_dir"}
-    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- run folder
