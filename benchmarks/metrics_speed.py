@@ -6,6 +6,13 @@ the same parsed tables; the loop reference is the spec's pseudo-code
 and the ratio per suite, then the end-to-end time of ``score_folders`` including CSV reading.
 
     python benchmarks/metrics_speed.py [--files 78] [--repeat 3]
+        [--official-2023 DIR] [--official-2024 DIR]
+
+With ``--official-2023`` / ``--official-2024`` pointing at local checkouts of the official
+scorers (sharathadavanne/seld-dcase2023, partha2409/DCASE2024_seld_baseline; not shipped here),
+their ``ComputeSELDResults`` is also timed on the same files in a subprocess (with the numpy-2
+aliases and stand-ins for the feature-extraction-only imports), the scoring part separately from
+its CSV loading, and its figures are checked against seldbench's.
 """
 from __future__ import annotations
 
@@ -32,10 +39,63 @@ def best_of(fn, repeat: int) -> float:
     return min(times)
 
 
+_OFFICIAL_DRIVER = r"""
+import json, os, sys, tempfile, time, types
+import numpy as np
+for name, val in (("float", float), ("int", int), ("bool", bool), ("NaN", np.nan)):
+    if name not in np.__dict__:
+        setattr(np, name, val)
+class _Any(types.ModuleType):
+    def __getattr__(self, item):
+        if item.startswith("__"):
+            raise AttributeError(item)
+        return lambda *a, **k: None
+import importlib
+for name in ("sklearn", "sklearn.preprocessing", "joblib", "IPython", "cv2", "cls_vid_features"):
+    try:  # only the imports that feature extraction needs and this venv lacks are stood in
+        importlib.import_module(name)
+    except Exception:
+        sys.modules[name] = _Any(name)
+repo, ref, pred, classes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sys.path.insert(0, repo)
+import contextlib, io
+with contextlib.redirect_stdout(io.StringIO()):
+    import parameters, cls_compute_seld_results as ccsr, cls_feature_class as cfc
+    params = parameters.get_params()
+params["unique_classes"] = classes
+tmp = tempfile.mkdtemp()
+os.symlink(os.path.abspath(ref), os.path.join(tmp, "split"))
+load = cfc.FeatureClass.load_output_format_file
+spent = [0.0]
+def timed(self, *a, **k):
+    t = time.perf_counter(); r = load(self, *a, **k); spent[0] += time.perf_counter() - t; return r
+cfc.FeatureClass.load_output_format_file = timed
+with contextlib.redirect_stdout(io.StringIO()):
+    t0 = time.perf_counter()
+    res = ccsr.ComputeSELDResults(params, ref_files_folder=tmp).get_SELD_Results(pred)
+    total = time.perf_counter() - t0
+print(json.dumps({"total": total, "csv": spent[0], "figures": [float(v) for v in res[:-1]]}))
+"""
+
+
+def official_time(repo: str, ref: Path, pred: Path, classes: int) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _OFFICIAL_DRIVER, repo, str(ref), str(pred),
+                          str(classes)], capture_output=True, text=True, cwd=repo)
+    if out.returncode:
+        raise SystemExit(f"official scorer in {repo} failed: {out.stderr.strip()[-400:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=78)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--official-2023", default=None, help="checkout of seld-dcase2023")
+    ap.add_argument("--official-2024", default=None, help="checkout of DCASE2024_seld_baseline")
     args = ap.parse_args()
     C = 13
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,6 +134,25 @@ def main() -> None:
             t_all = best_of(fast, args.repeat)
             print(f"{suite:<10} {t_slow:>14.3f}s {t_one:>18.4f}s {t_slow / t_one:>8.0f}x"
                   f" {t_all:>9.4f}s {t_slow / t_all:>8.0f}x  ({threads} threads)")
+        print()
+        for suite, repo in (("dcase2023", args.official_2023), ("dcase2024", args.official_2024)):
+            if not repo:
+                continue
+            sc = get_registry().get_metric_suite(suite).build(C)
+            tables = [(sc.read_reference(r), sc.read_prediction(p)) for r, p in zip(refs, preds)]
+            ours = sc.summarise(sc.counts(tables).sum(0))
+            off = official_time(repo, Path(tmp) / "ref", Path(tmp) / "pred", C)
+            names = get_registry().get_metric_suite(suite).figures
+            worst = max(abs(a - ours[n]) for a, n in zip(off["figures"], names)
+                        if not (np.isnan(a) and np.isnan(ours[n])))
+            t_fast = best_of(lambda: sc.summarise(sc.counts(tables).sum(0)), args.repeat)
+            t_e2e = best_of(lambda: score_folders(Path(tmp) / "pred", Path(tmp) / "ref", suite),
+                            args.repeat)
+            rest = off["total"] - off["csv"]
+            print(f"{suite} official: {off['total']:.2f}s in all, {rest:.2f}s scoring without CSV "
+                  f"loading -> seldbench scoring {rest / t_fast:.0f}x faster "
+                  f"({sc.workers} threads), end to end {off['total'] / t_e2e:.0f}x; "
+                  f"largest figure difference {worst:.1e}")
         print()
         for suite in ("dcase2023", "dcase2024"):
             t = best_of(lambda: score_folders(Path(tmp) / "pred", Path(tmp) / "ref", suite), args.repeat)
