@@ -113,7 +113,23 @@ class _Batch:
         self.m_key = self.rk[m_r]
 
 
-class SegmentScorer:
+class _Scorer:
+    """What both scorers share: counters of many files at once, spread over threads."""
+
+    workers: int = 1
+
+    def file_counts(self, ref: EventTable, pred: EventTable) -> np.ndarray:
+        return self.counts([(ref, pred)])[0]
+
+    def counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
+        """Counters ``(files, counters, classes)`` of (reference, prediction) table pairs."""
+        return _in_threads(self._counts, pairs, self.workers)
+
+    def _counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SegmentScorer(_Scorer):
     """1-s segment scoring (DCASE 2021 micro; 2022/2023 macro).
 
     ``fixed_frames``: 2021 evaluates exactly this many frames (600 = 60 s) whatever the files
@@ -147,13 +163,6 @@ class SegmentScorer:
         L = _last_frame(ref, self.suite) + (1 if self.no_last_frame_drop else 0)
         return math.ceil(L / FRAMES_PER_SEGMENT) * FRAMES_PER_SEGMENT
 
-    def file_counts(self, ref: EventTable, pred: EventTable) -> np.ndarray:
-        return self.counts([(ref, pred)])[0]
-
-    def counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
-        """Counters ``(files, counters, classes)`` of (reference, prediction) table pairs."""
-        return _in_threads(self._counts, pairs, self.workers)
-
     def _counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes, unit=False)
         max_pos = int(b.m_pos.max()) + 1 if len(b.m_pos) else 1
@@ -184,7 +193,7 @@ class SegmentScorer:
                 "SELD": float(SELD), "classwise": classwise}
 
 
-class FrameScorer:
+class FrameScorer(_Scorer):
     """100-ms frame scoring with distance (DCASE 2024): frames ``0 .. L-1``, ``L`` the last
     reference frame index. Angles in Cartesian form after the official polar round trip;
     reference distances in cm (divided by 100), predicted distances in metres as given."""
@@ -209,13 +218,6 @@ class FrameScorer:
 
     def eval_frames(self, ref: EventTable) -> int:
         return _last_frame(ref, "dcase2024") + (1 if self.no_last_frame_drop else 0)
-
-    def file_counts(self, ref: EventTable, pred: EventTable) -> np.ndarray:
-        return self.counts([(ref, pred)])[0]
-
-    def counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
-        """Counters ``(files, counters, classes)`` of (reference, prediction) table pairs."""
-        return _in_threads(self._counts, pairs, self.workers)
 
     def _counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         # unit vectors after the official polar round trip, then Cartesian angles
