@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_trees import STARSS_CLIPS, make_starss_tree, make_tau_tree, write_mp4, write_wav
+from dataset_trees import STARSS_CLIPS, write_mp4, write_wav
 from seldbench.data.roots import resolve_root
 from seldbench.data.video import clip_video_frames, decode_video_frames, load_video_frames
 from seldbench.errors import SeldbenchError

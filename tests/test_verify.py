@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dataset_trees import make_starss_tree, make_tau_tree, write_csv, write_mp4, write_wav
+from dataset_trees import write_csv, write_mp4, write_wav
 from seldbench.cli import main
 
 

@@ -8,7 +8,6 @@ at the same time takes a sibling folder (``...-2``), so nothing is overwritten.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
