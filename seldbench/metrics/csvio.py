@@ -217,6 +217,16 @@ def _num(v: float, decimals: int) -> str:
     return "0" if s in ("-0", "") else s
 
 
+def as_layout(table: EventTable, layout: str = "fctxyzd") -> EventTable:
+    """A Cartesian prediction table in a Cartesian ``layout``: ``fctxyzd`` (2022-2024 suites)
+    adds a zero distance column when the table has none, ``fctxyz`` (2021) drops it."""
+    if layout not in ("fctxyz", "fctxyzd"):
+        raise SeldbenchError(f"prediction layout '{layout}': only fctxyz and fctxyzd are written")
+    dist = table.distance if table.distance is not None else np.zeros(len(table))
+    return make_table(table.frame, table.cls, table.track, table.coords,
+                      dist if layout == "fctxyzd" else None, layout=layout, path=table.path)
+
+
 def make_table(frame, cls, track, coords, distance=None, layout: str | None = None,
                path: str = "<memory>") -> EventTable:
     """Build an :class:`EventTable` from arrays (e.g. decoder output); layout inferred."""
@@ -234,5 +244,5 @@ def make_table(frame, cls, track, coords, distance=None, layout: str | None = No
                       np.arange(1, n + 1, dtype=np.int64))
 
 
-__all__ = ["EventTable", "LAYOUTS", "read_dcase_csv", "write_dcase_csv", "make_table",
+__all__ = ["EventTable", "LAYOUTS", "as_layout", "read_dcase_csv", "write_dcase_csv", "make_table",
            "cartesian_to_polar", "polar_to_cartesian"]

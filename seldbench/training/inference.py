@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from seldbench.errors import SeldbenchError
-from seldbench.metrics.csvio import EventTable, make_table
+from seldbench.metrics.csvio import EventTable, as_layout
 
 if TYPE_CHECKING:
     import torch
@@ -197,16 +196,6 @@ def predict_file(run: LoadedRun, wav_path: str | os.PathLike,
     table = run.predictor.predict(run.model, [x])[0]
     table.path = str(wav_path)
     return table
-
-
-def as_layout(table: EventTable, layout: str = PREDICT_LAYOUT) -> EventTable:
-    """A Cartesian prediction table in a Cartesian ``layout``: ``fctxyzd`` adds a zero distance
-    column when the model predicts none, ``fctxyz`` drops the distance."""
-    if layout not in ("fctxyz", "fctxyzd"):
-        raise SeldbenchError(f"prediction layout '{layout}': only fctxyz and fctxyzd are written")
-    dist = table.distance if table.distance is not None else np.zeros(len(table))
-    return make_table(table.frame, table.cls, table.track, table.coords,
-                      dist if layout == "fctxyzd" else None, layout=layout, path=table.path)
 
 
 def predict_to_csv(run_dir: str | os.PathLike, wav_path: str | os.PathLike,

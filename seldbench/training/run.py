@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from seldbench.config import CONFIG_DIR, config_hash, resolve
 from seldbench.data.roots import resolve_root
@@ -329,7 +328,7 @@ def score_predictions(reg, suites: Sequence[str], dspec, clips, tables, run_dir:
                       with_distance: bool, jackknife: bool) -> dict:
     """Write the test predictions as DCASE CSVs (one folder per suite layout) and score them
     exactly as ``seldbench score`` would: read back strictly, every file, jackknife intervals."""
-    from seldbench.metrics.csvio import write_dcase_csv
+    from seldbench.metrics.csvio import as_layout, write_dcase_csv
     from seldbench.metrics.score import summarise_with_interval
 
     results = {}
@@ -342,7 +341,7 @@ def score_predictions(reg, suites: Sequence[str], dspec, clips, tables, run_dir:
         folder = run_dir / "predictions" / name
         pairs = []
         for clip, table in zip(clips, tables):
-            t = _as_layout(table, scorer.prediction_layout)
+            t = as_layout(table, scorer.prediction_layout)
             path = folder / f"{clip.stem}.csv"
             write_dcase_csv(path, t)
             pairs.append((scorer.read_reference(clip.metadata), scorer.read_prediction(path)))
@@ -357,12 +356,3 @@ def score_predictions(reg, suites: Sequence[str], dspec, clips, tables, run_dir:
 
 def _num(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-
-def _as_layout(table, layout: str):
-    """A Cartesian prediction table in ``layout`` (drop or add a zero distance column)."""
-    from seldbench.metrics.csvio import make_table
-
-    dist = table.distance if table.distance is not None else np.zeros(len(table))
-    return make_table(table.frame, table.cls, table.track, table.coords,
-                      dist if layout.endswith("d") else None, layout=layout)
