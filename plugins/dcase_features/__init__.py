@@ -4,33 +4,26 @@ The torch implementations live in :mod:`seldbench.features`; this plugin only de
 (name, version, audio format, output size, feature frames per 100-ms label frame). A new
 feature set is registered the same way from any installed package.
 """
+import importlib
+
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import FeatureSpec
 
 
-# Builders import torch only when a feature is built, so listing plugins stays fast.
-def foa_logmel_iv(**options):
-    from seldbench.features.foa import foa_logmel_iv
+def _lazy(module: str, name: str):
+    """A builder that imports ``module`` (torch) only when a feature is built, so listing
+    plugins stays fast."""
+    def build(**options):
+        return getattr(importlib.import_module(module), name)(**options)
 
-    return foa_logmel_iv(**options)
-
-
-def foa_logmel_iv_128(**options):
-    from seldbench.features.foa import foa_logmel_iv_128
-
-    return foa_logmel_iv_128(**options)
+    build.__name__ = build.__qualname__ = name
+    return build
 
 
-def mic_logmel_gcc(**options):
-    from seldbench.features.mic import mic_logmel_gcc
-
-    return mic_logmel_gcc(**options)
-
-
-def mic_salsa_lite(**options):
-    from seldbench.features.mic import mic_salsa_lite
-
-    return mic_salsa_lite(**options)
+foa_logmel_iv = _lazy("seldbench.features.foa", "foa_logmel_iv")
+foa_logmel_iv_128 = _lazy("seldbench.features.foa", "foa_logmel_iv_128")
+mic_logmel_gcc = _lazy("seldbench.features.mic", "mic_logmel_gcc")
+mic_salsa_lite = _lazy("seldbench.features.mic", "mic_salsa_lite")
 
 
 @hookimpl
