@@ -284,12 +284,13 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
     n_params = sum(p.numel() for p in model.parameters())
     files = [c.metadata for s in SPLITS for c in clips[s]] + \
         [p for s in SPLITS for c in clips[s] for p in c.audio.values()]
+    prov = provenance()  # package versions and git state (runs git once)
     record = {
         "schema": 1,
         "run_id": run_dir.name,
         "status": "complete",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "seldbench_version": provenance()["packages"].get("seldbench", "unknown"),
+        "seldbench_version": prov["packages"].get("seldbench", "unknown"),
         "model": {"name": mspec.name, "version": mspec.version, "params": int(n_params),
                   "plugin": reg.plugin_of("model", mspec.name)},
         "dataset": {"name": dspec.name, "version": dspec.version, "data_hash": hash_files(files)},
@@ -301,7 +302,7 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
         "config": cfg, "config_hash": digest, "seed": int(cfg["seed"]),
         "recipe": str(cfg["output"]["recipe"]),
         "device": {**device_info(str(device)), "processes": dist.world},
-        **provenance(),
+        **prov,
         "wall_time_s": time.perf_counter() - t_start,
         "train": {"epochs_run": len(history.epochs),
                   "audio_s_per_s": history.audio_seconds / max(history.train_seconds, 1e-9),
