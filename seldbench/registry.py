@@ -73,6 +73,8 @@ def validate_spec(spec: Any, expected: type, plugin: str) -> None:
         _check(len(spec.features) > 0 and all(isinstance(f, str) for f in spec.features),
                plugin, spec, "declares no feature set")
         _check(spec.loss is None or callable(spec.loss), plugin, spec, "has a loss that is not callable")
+        _check(spec.side_inputs is None or callable(spec.side_inputs), plugin, spec,
+               "has side_inputs that is not callable")
     elif isinstance(spec, DatasetSpec):
         _check(len(spec.classes) > 0 and all(isinstance(c, str) for c in spec.classes),
                plugin, spec, "has no classes")

@@ -90,7 +90,17 @@ class ModelSpec:
     mapping), the dataset's :class:`DatasetSpec` (class names) and the :class:`FeatureSpec` of
     the run (input channels, bins, feature frames per label frame). The module maps features
     ``(batch, channels, feature_frames, bins)`` to ``(batch, label_frames, outputs)``: for
-    ``multi_accdoa`` outputs = 3 tracks x (3 or 4 with distance) x classes, track-major.
+    ``multi_accdoa`` outputs = 3 tracks x (3 or 4 with distance) x classes, track-major; for
+    ``track_wise`` outputs = 3 tracks x (classes logits + x, y, z [+ distance_m]), track-major.
+
+    ``side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device)`` (optional, for
+    multimodal models) returns ``{stem: {name: array (frames[stem], ...)}}``: per-label-frame
+    streams such as cached image or text embeddings and their masks. The core chunks them with
+    the features and calls ``model(features, **streams)``. ``training`` is True for the train
+    split only: streams that exist only as a training signal (text from the annotations) must be
+    left out otherwise, so validation, test and ``seldbench predict`` see what a user has.
+    In ``eval()`` mode the model returns the SELD output tensor; in ``train()`` mode it may
+    return anything its ``loss`` accepts (e.g. a dict with embeddings for contrastive terms).
     """
 
     name: str
@@ -102,7 +112,9 @@ class ModelSpec:
     needs_video: bool = False  # uses video frames when the clip has them
     needs_text: bool = False  # uses per-frame text (training only)
     loss: Callable[..., Any] | None = None  # loss(output, target) -> scalar; None: the core
-    # loss of ``output`` (multi-ACCDOA: ADPIT MSE, seldbench.training.losses.adpit_loss)
+    # loss of ``output`` (multi-ACCDOA: ADPIT MSE, seldbench.training.losses.adpit_loss;
+    # track-wise: PIT BCE + MSE, seldbench.training.losses.pit_loss)
+    side_inputs: Callable[..., Any] | None = None  # per-frame inputs beside the features, below
     config: Path | None = None  # the model's default YAML
     description: str = ""
 

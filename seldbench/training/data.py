@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -40,6 +40,11 @@ class SplitData:
     targets: dict[str, np.ndarray]
     label_frames: dict[str, int]
     frames_per_label: int
+    side: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # stem -> name ->
+    # (label_frames, ...) streams of ModelSpec.side_inputs
+
+    def side_of(self, stem: str) -> dict[str, np.ndarray]:
+        return self.side.get(stem, {})
 
     @property
     def stems(self) -> list[str]:
@@ -92,12 +97,22 @@ class ChunkDataset(Dataset):
         self.x = torch.zeros(len(stems), C, longest * per, F)
         tshape = data.targets[stems[0]].shape[1:]
         self.y = torch.zeros((len(stems), longest, *tshape))
+        names = sorted(data.side_of(stems[0]))
+        self.side = {name: torch.zeros((len(stems), longest,
+                                        *data.side_of(stems[0])[name].shape[1:]))
+                     for name in names}
         index = []
         for k, s in enumerate(stems):
             x = torch.from_numpy(data.features[s])
             self.x[k, :, :x.shape[1]] = x
             n = data.label_frames[s]
             self.y[k, :n] = torch.from_numpy(data.targets[s][:n])
+            streams = data.side_of(s)
+            if sorted(streams) != names:
+                raise SeldbenchError(f"{s}: side inputs {sorted(streams)} differ from "
+                                     f"{stems[0]}'s {names}")
+            for name in names:
+                self.side[name][k, :n] = torch.from_numpy(_fit(streams[name], n, s, name))
             starts = list(range(0, max(n - self.chunk, 0) + 1, self.chunk))
             if n > self.chunk and starts[-1] + self.chunk < n:
                 starts.append(n - self.chunk)
@@ -109,8 +124,8 @@ class ChunkDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, i: int):
-        x, y = self.__getitems__([i])
-        return x[0], y[0]
+        x, y, side = self.__getitems__([i])
+        return x[0], y[0], {k: v[0] for k, v in side.items()}
 
     def __getitems__(self, ids: list[int]):
         # one slice (a view) per chunk, one copy by stack: cheaper than a gathered index
@@ -118,12 +133,39 @@ class ChunkDataset(Dataset):
         c, p = self.chunk, self.per
         x = torch.stack([self.x[k, :, s * p:(s + c) * p] for k, s in rows])
         y = torch.stack([self.y[k, s:s + c] for k, s in rows])
-        return x, y
+        side = {name: torch.stack([v[k, s:s + c] for k, s in rows])
+                for name, v in self.side.items()}
+        return x, y, side
 
 
 def collate_batch(batch):
     """The batch from ``ChunkDataset.__getitems__`` is already stacked."""
     return batch
+
+
+def _fit(a: np.ndarray, frames: int, stem: str, name: str) -> np.ndarray:
+    """A side stream cut or zero-padded to ``frames`` (a video may end a frame early)."""
+    a = np.asarray(a, np.float32)
+    if abs(a.shape[0] - frames) > 2:
+        raise SeldbenchError(f"{stem}: side input '{name}' has {a.shape[0]} frames, the "
+                             f"features {frames}")
+    if a.shape[0] >= frames:
+        return a[:frames]
+    return np.concatenate([a, np.zeros((frames - a.shape[0], *a.shape[1:]), np.float32)])
+
+
+def side_chunks(streams: dict[str, np.ndarray], frames: int, chunk_frames: int
+                ) -> dict[str, torch.Tensor]:
+    """Side streams of one clip as zero-padded chunks ``(n, chunk, ...)``, matching
+    :func:`clip_chunks`."""
+    n = max(1, math.ceil(frames / chunk_frames))
+    out = {}
+    for name, a in streams.items():
+        a = _fit(a, frames, "clip", name)
+        pad = np.zeros((n * chunk_frames, *a.shape[1:]), np.float32)
+        pad[:frames] = a
+        out[name] = torch.from_numpy(pad.reshape(n, chunk_frames, *a.shape[1:]))
+    return out
 
 
 def clip_chunks(x: np.ndarray, chunk_frames: int, per: int) -> tuple[torch.Tensor, int]:

@@ -8,7 +8,7 @@ import torch
 
 from seldbench.errors import SeldbenchError
 from seldbench.metrics.csvio import EventTable
-from seldbench.training.data import clip_chunks
+from seldbench.training.data import clip_chunks, side_chunks
 
 
 class Predictor:
@@ -31,26 +31,46 @@ class Predictor:
         self.batch_size = batch_size
 
     @torch.no_grad()
-    def raw(self, model: torch.nn.Module, features: np.ndarray) -> np.ndarray:
-        """Model output of one clip, ``(label_frames, outputs)``."""
+    def raw(self, model: torch.nn.Module, features: np.ndarray,
+            side: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Model output of one clip, ``(label_frames, outputs)``; ``side``: the clip's
+        per-frame side streams (:attr:`seldbench.specs.ModelSpec.side_inputs`)."""
         chunks, frames = clip_chunks(features, self.chunk, self.per)
-        outs = [model(chunks[i:i + self.batch_size].to(self.device)).float().cpu()
-                for i in range(0, len(chunks), self.batch_size)]
+        streams = side_chunks(dict(side or {}), frames, self.chunk)
+        outs = []
+        for i in range(0, len(chunks), self.batch_size):
+            kw = {k: v[i:i + self.batch_size].to(self.device) for k, v in streams.items()}
+            outs.append(model(chunks[i:i + self.batch_size].to(self.device), **kw).float().cpu())
         out = torch.cat(outs).reshape(-1, outs[0].shape[-1])
         return out[:frames].numpy()
 
-    def predict(self, model: torch.nn.Module, clips: Sequence[np.ndarray]) -> list[EventTable]:
+    def predict(self, model: torch.nn.Module, clips: Sequence[np.ndarray],
+                sides: Sequence[Mapping[str, np.ndarray]] | None = None) -> list[EventTable]:
         """Decoded event tables (Cartesian DOAs, distance in metres if predicted), one per clip."""
-        from seldbench.metrics.decode import multi_accdoa_decode
-
         was_training = model.training
         model.eval()
+        sides = list(sides) if sides is not None else [None] * len(clips)
         try:
-            raws = [self.raw(model, x) for x in clips]
+            raws = [self.raw(model, x, s) for x, s in zip(clips, sides)]
         finally:
             model.train(was_training)
+        return [self.decode(r) for r in raws]
+
+    def decode(self, raw: np.ndarray) -> EventTable:
+        """One clip's raw output ``(label_frames, outputs)`` -> its event table."""
+        from seldbench.metrics.decode import multi_accdoa_decode, trackwise_decode
+
         if self.output == "multi_accdoa":
-            return [multi_accdoa_decode(r[None], self.C, with_distance=self.with_distance,
-                                        threshold=self.threshold, unify_deg=self.unify)[0]
-                    for r in raws]
-        raise SeldbenchError(f"no decoder for output format '{self.output}' yet")
+            return multi_accdoa_decode(raw[None], self.C, with_distance=self.with_distance,
+                                       threshold=self.threshold, unify_deg=self.unify)[0]
+        if self.output == "track_wise":
+            width = self.C + 3 + int(self.with_distance)
+            if raw.shape[-1] % width:
+                raise SeldbenchError(f"track-wise output has {raw.shape[-1]} values per frame, "
+                                     f"not a multiple of classes + {width - self.C}")
+            r = raw.reshape(raw.shape[0], -1, width)
+            prob = 1.0 / (1.0 + np.exp(-r[..., :self.C]))
+            dist = r[..., self.C + 3] if self.with_distance else None
+            return trackwise_decode(prob, r[..., self.C:self.C + 3], threshold=self.threshold,
+                                    distance=dist)[0]
+        raise SeldbenchError(f"no decoder for output format '{self.output}'")

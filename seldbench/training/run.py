@@ -233,6 +233,14 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
     with_distance = bool(getattr(model, "with_distance", mspec.with_distance))
     data = {s: load_split(s, clips[s], dspec, fspec, cached[s], norm.apply, mspec.output,
                           with_distance) for s in SPLITS}
+    if mspec.side_inputs is not None:  # e.g. cached image/text embeddings (rank 0 first)
+        for turn in ((0,) if dist.world < 2 else (0, 1)):
+            if (turn == 0) == dist.rank0:
+                for s in SPLITS:
+                    data[s].side = mspec.side_inputs(
+                        cfg["model"], dspec, clips[s], data[s].label_frames,
+                        training=s == "train", cache_dir=cache_dir, device=device)
+            dist.barrier()
     chunk = int(round(tr["chunk_s"] / 0.1))
     train_set = ChunkDataset(data["train"], chunk)
     gen = torch.Generator().manual_seed(seed)
@@ -258,7 +266,9 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
     def validate(m):
         figures = None
         if dist.rank0:  # one process scores; every process gets the figures
-            tables = predictor.predict(m, [data["val"].features[s] for s in data["val"].stems])
+            val = data["val"]
+            tables = predictor.predict(m, [val.features[s] for s in val.stems],
+                                       [val.side_of(s) for s in val.stems])
             figures = sel_scorer.summarise(sel_scorer.counts(list(zip(val_refs, tables))).sum(0))
             figures = {k: v for k, v in figures.items() if k != "classwise"}
         figures = dist.share(figures)
@@ -278,7 +288,8 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
 
     model.load_state_dict(load_checkpoint(trainer.best_path, device)["model"])
     test = data["test"]
-    tables = predictor.predict(model, [test.features[s] for s in test.stems])
+    tables = predictor.predict(model, [test.features[s] for s in test.stems],
+                               [test.side_of(s) for s in test.stems])
     results = score_predictions(reg, suites, dspec, clips["test"], tables, run_dir,
                                 with_distance, bool(cfg["eval"]["jackknife"]))
     n_params = sum(p.numel() for p in model.parameters())
@@ -321,6 +332,10 @@ def _loss(mspec, with_distance: bool):
         from seldbench.training.losses import adpit_loss
 
         return lambda out, y: adpit_loss(out, y, with_distance=with_distance)
+    if mspec.output == "track_wise":
+        from seldbench.training.losses import pit_loss
+
+        return lambda out, y: pit_loss(out, y, with_distance=with_distance)
     raise SeldbenchError(f"model '{mspec.name}': output '{mspec.output}' has no core loss yet; "
                          "give the ModelSpec a loss")
 

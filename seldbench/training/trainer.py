@@ -72,6 +72,20 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW"}
+
+
+def make_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    """``train.optimizer`` (adam | adamw) over the trainable parameters."""
+    name = str(train.optimizer).lower()
+    if name not in OPTIMIZERS:
+        raise SeldbenchError(f"train.optimizer={train.optimizer!r}: unknown optimiser "
+                             f"(known: {', '.join(OPTIMIZERS)})")
+    params = [p for p in model.parameters() if p.requires_grad]
+    return getattr(torch.optim, OPTIMIZERS[name])(params, lr=train.lr,
+                                                  weight_decay=train.weight_decay)
+
+
 @dataclass
 class TrainConfig:
     """The ``train:`` section, typed."""
@@ -79,7 +93,10 @@ class TrainConfig:
     epochs: int
     batch_size: int
     lr: float
+    optimizer: str = "adam"
     weight_decay: float = 0.0
+    lr_milestones: tuple = ()
+    lr_gamma: float = 0.1
     grad_clip: float = 0.0
     early_stop_patience: int = 0
     amp: bool = True
@@ -106,6 +123,8 @@ class History:
 class Trainer:
     """Trains ``model`` on ``loader`` and selects the best epoch by ``validate()``.
 
+    Batches are ``(features, targets, side)``; ``side`` (a dict of per-frame tensors, empty for
+    audio-only models) goes to the model as keyword arguments.
     ``validate(model) -> (value, figures)``: the ranking figure on the validation split (never
     the test split) and all figures; ``higher_is_better`` gives its direction. ``loss(output,
     target) -> scalar``. ``on_step(epoch, step)`` is called after every optimiser step (tests
@@ -133,8 +152,9 @@ class Trainer:
         self.chunk_seconds = chunk_seconds
         self.on_step = on_step
         self.progress = progress and self.rank0
-        self.opt = torch.optim.Adam(self.module.parameters(), lr=train.lr,
-                                    weight_decay=train.weight_decay)
+        self.opt = make_optimizer(self.module, train)
+        self.sched = torch.optim.lr_scheduler.MultiStepLR(
+            self.opt, [int(m) for m in train.lr_milestones], gamma=float(train.lr_gamma))
         self.use_amp = bool(train.amp) and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.history = History()
@@ -154,7 +174,8 @@ class Trainer:
     def _state(self, epoch: int) -> dict:
         gen = self._loader_generator()
         return {"epoch": epoch, "model": self.module.state_dict(), "optimizer": self.opt.state_dict(),
-                "scaler": self.scaler.state_dict(), "history": self.history.__dict__,
+                "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+                "history": self.history.__dict__,
                 "rng": _rng_state(), "loader_rng": gen.get_state() if gen is not None else None}
 
     def _loader_generator(self) -> torch.Generator | None:
@@ -167,6 +188,8 @@ class Trainer:
         state = load_checkpoint(self.last_path, self.device)
         self.module.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
+        if "scheduler" in state:
+            self.sched.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.history = History(**state["history"])
         _set_rng_state(state["rng"])
@@ -199,10 +222,11 @@ class Trainer:
             total, steps = 0.0, 0
             bar = tqdm(self.loader, desc=f"epoch {epoch}/{self.cfg.epochs}", leave=False,
                        disable=not self.progress, unit="batch")
-            for x, y in bar:
+            for x, y, side in bar:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                side = {k: v.to(self.device, non_blocking=True) for k, v in side.items()}
                 with torch.autocast(self.device.type, enabled=self.use_amp):
-                    out = self.model(x)
+                    out = self.model(x, **side)
                 loss = self.loss(out.float(), y)
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
@@ -218,6 +242,7 @@ class Trainer:
                 if self.on_step is not None:
                     self.on_step(epoch, steps)
             h.train_seconds += time.perf_counter() - t0
+            self.sched.step()
             value, figures = self.validate(self.module)
             improved = self._improved(value)
             h.epochs.append({"epoch": epoch, "loss": total / max(steps, 1), "val": figures,
