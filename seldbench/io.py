@@ -1,13 +1,17 @@
-"""Atomic file writes: the one helper every writer (records, checkpoints, tables, caches) uses."""
+"""Atomic file writes: the one helper every writer (records, checkpoints, tables, caches) uses,
+and the keyed ``.npy`` cache built on it."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -52,3 +56,28 @@ def nan_to_none(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [nan_to_none(v) for v in obj]
     return obj
+
+
+def source_signature(path: str | os.PathLike) -> dict:
+    """What identifies a source file's content for a cache key: resolved path, size, mtime."""
+    path = Path(path)
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def cached_npy(cache_dir: str | os.PathLike, name: str, key: dict, compute,
+               mmap: bool = True) -> np.ndarray:
+    """``compute()`` once per ``key`` (a JSON-able dict, e.g. a :func:`source_signature` plus
+    the settings), stored as ``cache_dir/<name>-<hash>.npy`` atomically and read back after
+    (memory-mapped, read-only, when ``mmap``). An unreadable entry is computed again."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"{name}-{digest}.npy"
+    if path.is_file():
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None)
+        except (OSError, ValueError):
+            pass  # damaged entry: compute it again and replace it
+    arr = np.asarray(compute())
+    with atomic_open(path, "wb") as fh:
+        np.save(fh, arr)
+    return arr

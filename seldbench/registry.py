@@ -227,7 +227,7 @@ def spec_summary(spec: Any) -> dict[str, Any]:
     for f in fields(spec):
         value = getattr(spec, f.name)
         if callable(value) or f.name in ("description", "config", "default_root", "options",
-                                         "prepare", "loss"):
+                                         "side_inputs", "prepare", "loss"):
             continue
         if f.name == "classes":
             value = len(value)

@@ -127,6 +127,11 @@ class CRNN(nn.Module):
             ``V = 3`` (``tanh``, a track active when its vector norm > 0.5) or ``V = 4`` with
             distance in metres (no activation).
         """
+        return self.decode(self.embed(x))
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The trunk: features ``(batch, channels, feature_frames, bins)`` -> per-label-frame
+        embeddings ``(batch, label_frames, rnn_size)`` (what multimodal models build on)."""
         x = self.conv(x)  # (B, filters, T, bins')
         x = x.transpose(1, 2).flatten(2)  # (B, T, filters * bins')
         x, _ = self.gru(x)  # (B, T, 2 * rnn_size)
@@ -135,6 +140,10 @@ class CRNN(nn.Module):
         x = x[..., :half] * x[..., half:]  # forward * backward, (B, T, rnn_size)
         for block in self.attn:
             x = block(x)
-        x = self.head(self.fnn(x))
+        return x
+
+    def decode(self, h: Tensor) -> Tensor:
+        """The head: embeddings ``(batch, label_frames, rnn_size)`` -> multi-ACCDOA."""
+        x = self.head(self.fnn(h))
         return x if self.with_distance else torch.tanh(x)
 

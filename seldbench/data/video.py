@@ -10,8 +10,6 @@ resolved path, size and modification time and by the frame geometry, and written
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from seldbench.errors import SeldbenchError
-from seldbench.io import atomic_open
+from seldbench.io import cached_npy, source_signature
 from seldbench.specs import ClipFiles
 
 #: Bump when the decoding rule changes, so old cache files are not reused.
@@ -134,16 +132,6 @@ def decode_video_frames(path: str | os.PathLike, num_frames: int, *, width: int 
     return out
 
 
-def _cache_file(path: Path, cache_dir: Path, num_frames: int, width: int, height: int,
-                hop_s: float) -> Path:
-    st = path.stat()
-    key = json.dumps({"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                      "frames": int(num_frames), "width": width, "height": height,
-                      "hop_s": hop_s, "version": CACHE_VERSION}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir / f"{path.stem}-{width}x{height}-{digest}.npy"
-
-
 def load_video_frames(path: str | os.PathLike, num_frames: int, *, width: int = DEFAULT_WIDTH,
                       height: int = DEFAULT_HEIGHT, hop_s: float = LABEL_HOP_S,
                       cache_dir: str | os.PathLike | None = None,
@@ -160,19 +148,32 @@ def load_video_frames(path: str | os.PathLike, num_frames: int, *, width: int = 
         return decode_video_frames(path, num_frames, width=width, height=height, hop_s=hop_s)
     if not path.is_file():
         raise SeldbenchError(f"{path}: no such video file")
-    cache = _cache_file(path, Path(cache_dir), num_frames, width, height, hop_s)
     shape = (int(num_frames), height, width, 3)
-    if cache.is_file():
-        try:
-            arr = np.load(cache, mmap_mode="r" if mmap else None)
-            if arr.shape == shape and arr.dtype == np.uint8:
-                return arr
-        except (OSError, ValueError):
-            pass  # unreadable cache entry: decode again and replace it
-    arr = decode_video_frames(path, num_frames, width=width, height=height, hop_s=hop_s)
-    with atomic_open(cache, "wb") as fh:
-        np.save(fh, arr)
+    key = {**source_signature(path), "frames": int(num_frames), "width": width,
+           "height": height, "hop_s": hop_s, "version": CACHE_VERSION}
+    arr = cached_npy(cache_dir, f"{path.stem}-{width}x{height}", key,
+                     lambda: decode_video_frames(path, num_frames, width=width, height=height,
+                                                 hop_s=hop_s), mmap=mmap)
+    if arr.shape != shape or arr.dtype != np.uint8:  # a foreign file under our name
+        raise SeldbenchError(f"{path}: cached frames have shape {arr.shape}, expected {shape}")
     return arr
+
+
+def grid_directions(rows: int, cols: int) -> np.ndarray:
+    """Azimuth and elevation (degrees) of the cell centres of a ``rows x cols`` grid laid over
+    an equirectangular frame (STARSS23 convention: centre column = front, azimuth grows to the
+    left, top row = elevation +90), ``(rows * cols, 2)`` row-major."""
+    az = 360.0 * (0.5 - (np.arange(cols) + 0.5) / cols)
+    el = 180.0 * (0.5 - (np.arange(rows) + 0.5) / rows)
+    return np.stack(np.meshgrid(az, el), -1).reshape(-1, 2)
+
+
+def direction_cell(azimuth_deg, elevation_deg, rows: int, cols: int) -> np.ndarray:
+    """Row-major index of the ``rows x cols`` grid cell holding each direction (degrees)."""
+    az = (np.asarray(azimuth_deg, np.float64) + 180.0) % 360.0 - 180.0
+    c = np.clip(np.floor((0.5 - az / 360.0) * cols), 0, cols - 1).astype(np.int64)
+    r = np.clip(np.floor((0.5 - np.asarray(elevation_deg) / 180.0) * rows), 0, rows - 1)
+    return r.astype(np.int64) * cols + c
 
 
 def clip_video_frames(clip: ClipFiles, num_frames: int, **kwargs) -> np.ndarray | None:
@@ -183,4 +184,5 @@ def clip_video_frames(clip: ClipFiles, num_frames: int, **kwargs) -> np.ndarray 
 
 
 __all__ = ["VideoInfo", "video_info", "label_frame_times", "decode_video_frames",
-           "load_video_frames", "clip_video_frames", "CACHE_VERSION"]
+           "load_video_frames", "clip_video_frames", "grid_directions", "direction_cell",
+           "CACHE_VERSION"]

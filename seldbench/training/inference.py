@@ -165,9 +165,11 @@ def predict_file(run: LoadedRun, wav_path: str | os.PathLike,
     ``mic_*``; the format cannot be told from the file, so it is not checked). Any length: the
     clip is predicted in chunks of the run's ``train.chunk_s``.
 
-    ``video_path``: accepted and ignored for audio-only models (the file must exist, so a typo
-    is not silently ignored). A model that needs video (``ModelSpec.needs_video``) is refused:
-    prediction with video is not supported yet.
+    ``video_path``: the recording's 360-degree video (equirectangular MP4). A model with side
+    inputs (``ModelSpec.side_inputs``, e.g. CRATI's image tokens) gets them from it, computed
+    as in training (text never: it is a training signal); without a video such a model runs
+    with its image branch off. Audio-only models ignore it (the file must exist, so a typo is
+    not silently ignored).
 
     Returns an :class:`EventTable` with Cartesian DOAs (``fctxyz``, or ``fctxyzd`` with
     distance in metres when the model predicts it), frames in 100-ms label frames. Errors name
@@ -177,9 +179,6 @@ def predict_file(run: LoadedRun, wav_path: str | os.PathLike,
 
     from seldbench.data.audio import read_audio
 
-    if run.model_spec.needs_video:
-        raise SeldbenchError(f"model '{run.model_spec.name}' needs video; prediction with video "
-                             "is not supported yet")
     if video_path is not None and not Path(video_path).is_file():
         raise SeldbenchError(f"{video_path}: no such video file")
     audio = read_audio(wav_path)  # (4, samples) float32
@@ -193,9 +192,29 @@ def predict_file(run: LoadedRun, wav_path: str | os.PathLike,
         raise SeldbenchError(f"feature '{run.feature_spec.name}': module returned {x.shape[0]} "
                              f"channels, the spec declares {run.feature_spec.channels}")
     x = run.normalizer.apply(x)
-    table = run.predictor.predict(run.model, [x])[0]
+    side = None
+    if run.model_spec.side_inputs is not None:
+        side = _side_inputs(run, wav_path, video_path, -(-x.shape[1] // run.feature_spec.frames_per_label))
+    table = run.predictor.predict(run.model, [x], [side])[0]
     table.path = str(wav_path)
     return table
+
+
+def _side_inputs(run: LoadedRun, wav_path, video_path, frames: int) -> dict:
+    """The model's side streams for one user recording (test-time streams only)."""
+    from dataclasses import replace
+
+    from seldbench.specs import ClipFiles
+
+    stem = Path(wav_path).stem
+    clip = ClipFiles(stem, {run.feature_spec.audio_format: Path(wav_path)}, None,
+                     Path(video_path) if video_path is not None else None)
+    dataset = replace(run.dataset_spec, has_video=run.dataset_spec.has_video and clip.video
+                      is not None)
+    cache = Path(run.config["features"]["cache_dir"] or "~/.cache/seldbench/features").expanduser()
+    streams = run.model_spec.side_inputs(run.config["model"], dataset, [clip], {stem: frames},
+                                         training=False, cache_dir=cache, device=run.device)
+    return streams[stem]
 
 
 def predict_to_csv(run_dir: str | os.PathLike, wav_path: str | os.PathLike,

@@ -227,7 +227,9 @@ class Trainer:
                 side = {k: v.to(self.device, non_blocking=True) for k, v in side.items()}
                 with torch.autocast(self.device.type, enabled=self.use_amp):
                     out = self.model(x, **side)
-                loss = self.loss(out.float(), y)
+                if torch.is_tensor(out):  # a dict (multimodal models) is its loss's to cast
+                    out = out.float()
+                loss = self.loss(out, y)
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 if self.cfg.grad_clip:

@@ -1,0 +1,147 @@
+"""CRATI, contrastive audio-image-text multimodal SELD, as a model plugin: ``crati``.
+
+The audio trunk is the CRNN (:mod:`seldbench_plugins.crnn`); the image encoder (timm) and the
+text encoder (transformers) are pretrained, frozen and loaded from local files; their
+embeddings are computed once per clip and cached (:mod:`.embeddings`) and reach the model as
+side inputs (:attr:`seldbench.specs.ModelSpec.side_inputs`). Text is a training signal only;
+video is used at test time when a clip has it. Design and ablations: plugins/crati/README.md.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from seldbench.config import CONFIG_DIR
+from seldbench.errors import SeldbenchError
+from seldbench.hookspecs import hookimpl
+from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
+
+#: The model: section, with defaults (configs/models/crati.yaml repeats them with comments).
+CONFIG_KEYS: dict[str, Any] = {
+    "trunk": {},  # CRNN keys (seldbench_plugins.crnn.CONFIG_KEYS) for the audio trunk
+    "with_distance": False,
+    "embed_dim": 256,
+    "fusion": True,
+    "fusion_heads": 4,
+    "contrast_frames": 512,
+    "image": {"encoder": "tf_efficientnet_lite0", "weights": None, "stage": 3,
+              "input_size": [64, 128], "every": 2, "finetune": False},
+    "text": {"encoder": None, "seed": 0},
+    "loss": {"seld": 1.0, "audio_text": 0.1, "audio_image": 0.1, "align": 0.1,
+             "temperature": 0.07, "learnable_temperature": True},
+}
+
+
+def _merge(cfg: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict:
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(defaults))
+    if unknown and where != "model.trunk":
+        close = difflib.get_close_matches(unknown[0], defaults, n=1, cutoff=0.6)
+        hint = f"; did you mean '{where}.{close[0]}'?" if close else \
+            f" (known: {', '.join(defaults)})"
+        raise SeldbenchError(f"model 'crati': unknown config key '{where}.{unknown[0]}'{hint}")
+    out = {**defaults, **cfg}
+    for key, value in defaults.items():
+        if isinstance(value, dict) and key != "trunk":
+            out[key] = _merge(cfg.get(key), value, f"{where}.{key}")
+    return out
+
+
+def resolve(cfg: Mapping[str, Any] | None) -> dict:
+    """The model section with defaults filled in; unknown keys are one clear error."""
+    out = _merge(cfg, CONFIG_KEYS, "model")
+    if out["image"]["finetune"]:
+        raise SeldbenchError("model.image.finetune=true is not supported yet: the image "
+                             "encoder is frozen and its tokens are cached (see "
+                             "plugins/crati/README.md)")
+    return out
+
+
+def _uses(opts: dict) -> tuple[bool, bool]:
+    """(image, text): which side streams the configuration needs."""
+    loss = opts["loss"]
+    image = bool(opts["fusion"]) or bool(loss["audio_image"]) or bool(loss["align"])
+    text = bool(loss["audio_text"]) or bool(loss["align"])
+    return image, text
+
+
+def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureSpec | None = None):
+    """CRATI from the ``model:`` section, the dataset (classes) and the feature set."""
+    from seldbench_plugins.crati.model import CRATI
+    from seldbench_plugins.crnn import build as build_crnn
+
+    opts = resolve(cfg)
+    trunk_cfg = {**opts["trunk"], "with_distance": opts["with_distance"]}
+    trunk = build_crnn(trunk_cfg, dataset, feature)  # first: same init as a CRNN of this seed
+    image_dim, grid = _image_geometry(opts["image"])
+    loss = opts["loss"]
+    weights = {k: loss[k] for k in ("seld", "audio_text", "audio_image", "align")}
+    return CRATI(trunk, image_dim=image_dim, grid=grid, text_dim=_text_dim(opts["text"]),
+                 embed_dim=int(opts["embed_dim"]), fusion=bool(opts["fusion"]),
+                 fusion_heads=int(opts["fusion_heads"]), weights=weights,
+                 temperature=float(loss["temperature"]),
+                 learnable_temperature=bool(loss["learnable_temperature"]),
+                 contrast_frames=int(opts["contrast_frames"]))
+
+
+def _image_geometry(image_cfg: dict) -> tuple[int, tuple[int, int]]:
+    """Token channels and grid of the configured image encoder (checks its weights exist)."""
+    import math
+
+    from seldbench_plugins.crati.encoders import ImageEncoder
+
+    enc = ImageEncoder(image_cfg["encoder"], image_cfg["weights"], stage=int(image_cfg["stage"]))
+    h, w = (int(v) for v in image_cfg["input_size"])
+    return enc.channels, (math.ceil(h / enc.reduction), math.ceil(w / enc.reduction))
+
+
+def _text_dim(text_cfg: dict) -> int:
+    import json
+    from pathlib import Path
+
+    from seldbench_plugins.crati.encoders import default_text_encoder
+
+    where = Path(text_cfg["encoder"]).expanduser() if text_cfg["encoder"] else \
+        default_text_encoder()
+    config = where / "config.json"
+    if not config.is_file():
+        raise SeldbenchError(f"model.text.encoder: {where}: no config.json (not a local "
+                             f"transformers model directory)")
+    try:
+        return int(json.loads(config.read_text())["hidden_size"])
+    except (ValueError, KeyError):
+        raise SeldbenchError(f"{config}: no hidden_size") from None
+
+
+def side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device):
+    """Cached image tokens (and, for the train split, event tokens and text embeddings)."""
+    from seldbench_plugins.crati.embeddings import ClipEmbedder, clip_streams
+
+    opts = resolve(cfg)
+    image, text = _uses(opts)
+    embedder = ClipEmbedder(opts["image"], opts["text"], cache_dir, device)
+    return clip_streams(embedder, dataset, clips, frames, training=training,
+                        image=image and dataset.has_video, text=text)
+
+
+def loss(output, target):
+    """:func:`seldbench_plugins.crati.loss.crati_loss` (imported on first use: listing the
+    plugins does not import torch)."""
+    from seldbench_plugins.crati.loss import crati_loss
+
+    return crati_loss(output, target)
+
+
+@hookimpl
+def seldbench_register_models():
+    return [
+        ModelSpec(
+            name="crati", version="0.1", build=build,
+            features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite"),
+            output="multi_accdoa", loss=loss, side_inputs=side_inputs,
+            needs_video=True, needs_text=True,
+            config=CONFIG_DIR / "models" / "crati.yaml",
+            description="contrastive audio-image-text SELD: CRNN trunk, cross-attention to "
+                        "frozen timm image tokens, InfoNCE with frozen text/image embeddings"),
+    ]

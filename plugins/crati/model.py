@@ -1,0 +1,117 @@
+"""CRATI: a CRNN audio trunk, image-conditioned fusion, and projection heads for contrastive
+alignment with frozen image and text embeddings (spec/models.md section 4, our design).
+
+``forward(x, image=None, image_mask=None, **training_streams)``:
+
+- ``eval()``: multi-ACCDOA ``(batch, label_frames, 3 * V * classes)`` from audio, plus the video
+  tokens when given (``image`` ``(B, T, tokens, channels)``, ``image_mask`` ``(B, T)``, 0 where a
+  clip has no video: the fusion then adds nothing);
+- ``train()``: a dict with ``seld`` (the output above) and the L2-normalised embeddings in the
+  shared space for :func:`seldbench_plugins.crati.loss.crati_loss`.
+
+With ``fusion=False`` and every contrastive weight 0 the model is the CRNN: same parameters
+(created first, from the same seed), same output; the extra heads are created from a forked
+RNG so they do not change the CRNN's initialisation.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from seldbench.data.video import grid_directions
+
+
+def _mlp(d_in: int, d_out: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out))
+
+
+class ImageFusion(nn.Module):
+    """Cross-attention from each audio frame to the image tokens of the same frame.
+
+    Keys and values are the projected tokens plus an embedding of each token's direction
+    (unit vector of its cell centre), so what is attended carries both content and direction.
+    The result is added to the audio embedding through a zero-initialised projection, and
+    multiplied by ``image_mask``: without video the audio path is unchanged.
+    """
+
+    def __init__(self, d_audio: int, d_image: int, grid: tuple[int, int], heads: int = 4,
+                 dropout: float = 0.05) -> None:
+        super().__init__()
+        azel = np.radians(grid_directions(*grid))
+        xyz = np.stack([np.cos(azel[:, 1]) * np.cos(azel[:, 0]),
+                        np.cos(azel[:, 1]) * np.sin(azel[:, 0]), np.sin(azel[:, 1])], -1)
+        self.register_buffer("directions", torch.tensor(xyz, dtype=torch.float32))
+        self.kv = nn.Linear(d_image, d_audio)
+        self.where = nn.Linear(3, d_audio)
+        self.norm = nn.LayerNorm(d_audio)
+        self.attn = nn.MultiheadAttention(d_audio, heads, dropout=dropout, batch_first=True)
+        self.out = nn.Linear(d_audio, d_audio)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, h: Tensor, image: Tensor, image_mask: Tensor) -> Tensor:
+        B, T, D = h.shape
+        tokens = image.float().reshape(B * T, image.shape[2], image.shape[3])
+        kv = self.norm(self.kv(tokens) + self.where(self.directions))
+        q = h.reshape(B * T, 1, D)
+        att, _ = self.attn(q, kv, kv, need_weights=False)
+        return h + self.out(att.reshape(B, T, D)) * image_mask.float().unsqueeze(-1)
+
+
+class CRATI(nn.Module):
+    """Args: ``trunk`` (a CRNN with ``embed``/``decode``), image token ``grid`` (rows, cols)
+    and ``image_dim``, ``text_dim``, shared space ``embed_dim``, ``fusion`` on/off, loss
+    ``weights`` (seld, audio_text, audio_image, align), ``temperature`` (learnable or not)."""
+
+    def __init__(self, trunk: nn.Module, *, image_dim: int, grid: tuple[int, int],
+                 text_dim: int, embed_dim: int = 256, fusion: bool = True, fusion_heads: int = 4,
+                 weights: Mapping[str, float], temperature: float = 0.07,
+                 learnable_temperature: bool = True, contrast_frames: int = 512,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.with_distance = trunk.with_distance
+        self.num_classes = trunk.num_classes
+        self.weights = {k: float(v) for k, v in weights.items()}
+        self.contrast_frames = int(contrast_frames)
+        d = trunk.gru.hidden_size  # the trunk's embedding width (forward * backward halves)
+        with torch.random.fork_rng(devices=[]):  # leave the CRNN's initialisation untouched
+            torch.manual_seed(seed + 7919)
+            self.fusion = ImageFusion(d, image_dim, grid, fusion_heads) if fusion else None
+            self.audio_proj = _mlp(d, embed_dim)
+            self.image_proj = _mlp(image_dim, embed_dim)
+            self.text_proj = _mlp(text_dim, embed_dim)
+        scale = torch.tensor(math.log(1.0 / float(temperature)))
+        if learnable_temperature:
+            self.logit_scale = nn.Parameter(scale)
+        else:
+            self.register_buffer("logit_scale", scale)
+
+    def forward(self, x: Tensor, image: Tensor | None = None, image_mask: Tensor | None = None,
+                image_event: Tensor | None = None, image_event_mask: Tensor | None = None,
+                text: Tensor | None = None, text_mask: Tensor | None = None):
+        h = self.trunk.embed(x)  # (B, T, d): the audio representation
+        fused = h
+        if self.fusion is not None and image is not None:
+            fused = self.fusion(h, image, image_mask if image_mask is not None
+                                else torch.ones(h.shape[:2], device=h.device))
+        seld = self.trunk.decode(fused)
+        if not self.training:
+            return seld
+        out = {"seld": seld, "weights": self.weights, "with_distance": self.with_distance,
+               "scale": self.logit_scale.exp().clamp(max=100.0),
+               "contrast_frames": self.contrast_frames}
+        want = any(self.weights.get(k, 0) for k in ("audio_text", "audio_image", "align"))
+        if want:  # embeddings of the pre-fusion audio: the audio representation is shaped
+            out["audio"] = nn.functional.normalize(self.audio_proj(h), dim=-1)
+            if image_event is not None:
+                out["image"] = nn.functional.normalize(self.image_proj(image_event.float()), dim=-1)
+                out["image_mask"] = image_event_mask
+            if text is not None:
+                out["text"] = nn.functional.normalize(self.text_proj(text.float()), dim=-1)
+                out["text_mask"] = text_mask
+        return out
