@@ -15,10 +15,23 @@ Layouts:
 - target ``(batch, frames, 6, V + 1, classes)`` from :func:`seldbench.data.labels.adpit_targets`
   stacked over the batch: slots ``A0 | B0 B1 | C0 C1 C2``, values ``(activity, x, y, z[,
   distance_m])``.
+
+:func:`pit_loss` is the core loss for the ``track_wise`` output format (spec/models.md section
+2, EINV2): frame-level permutation-invariant training over the ``tracks!`` (3! = 6) track
+orders, BCE-with-logits for the classes and MSE for the DOA vectors. Layouts:
+
+- model output ``(batch, frames, tracks * W)``, track-major, ``W = classes + 3 [+ 1]``: per
+  track the class logits, x, y, z[, distance_m];
+- target ``(batch, frames, tracks, W)`` from :meth:`seldbench.data.labels.TrackTargets.as_array`
+  stacked over the batch: class one-hot (all zero for an empty track), x, y, z (0 when
+  empty)[, distance_m (0 when empty)].
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 #: Number of ADPIT slots (A0, B0, B1, C0, C1, C2) in a target.
@@ -96,4 +109,82 @@ def adpit_loss(output: Tensor, target: Tensor, *, with_distance: bool = False,
     return loss.mean() if reduction == "mean" else loss
 
 
-__all__ = ["ADPIT_SLOTS", "TRACKS", "multi_accdoa_output_size", "adpit_candidates", "adpit_loss"]
+#: Weight of the distance MSE (metres squared) in :func:`pit_loss`. DOA errors are bounded
+#: (unit vectors), distances are not: at 0.1 a 1-m error on every track (0.1) costs as much as a
+#: 0.45 error in every x, y, z (0.5 * 0.2).
+PIT_DISTANCE_WEIGHT = 0.1
+
+
+def track_wise_output_size(num_classes: int, with_distance: bool = False,
+                           tracks: int = TRACKS) -> int:
+    """Outputs per frame of a track-wise model: ``tracks x (num_classes + 3 [+ 1])``."""
+    return int(tracks) * (int(num_classes) + 3 + int(bool(with_distance)))
+
+
+def pit_order_losses(output: Tensor, target: Tensor, *, with_distance: bool = False,
+                     distance_weight: float = PIT_DISTANCE_WEIGHT) -> tuple[Tensor, Tensor]:
+    """Per-frame losses of every track order (the candidates :func:`pit_loss` minimises over).
+
+    Returns ``(losses, orders)``: ``losses`` ``(batch, frames, P)`` float32, ``0.5 * SED +
+    0.5 * DOA [+ distance_weight * DIST]`` of target order ``p`` (output track ``j`` against
+    target track ``orders[p, j]``); ``orders`` ``(P, tracks)`` int64, the ``tracks!`` orders,
+    identity first. Shapes and terms as in :func:`pit_loss`.
+    """
+    if target.ndim != 4:
+        raise ValueError(f"track-wise target has shape {tuple(target.shape)}, expected "
+                         "(batch, frames, tracks, classes + 3 [+ 1])")
+    B, T, K, W = target.shape
+    C = W - 3 - int(bool(with_distance))
+    if C < 1:
+        raise ValueError(f"track-wise target has {W} values per track, too few for classes + "
+                         f"{W - C}{' (with distance)' if with_distance else ''}")
+    if output.shape != (B, T, K * W):
+        raise ValueError(f"track-wise output has shape {tuple(output.shape)}, expected "
+                         f"({B}, {T}, {K} tracks x ({C} classes + {W - C}) = {K * W})"
+                         f"{' (with distance)' if with_distance else ''}")
+    orders = torch.tensor(list(itertools.permutations(range(K))), device=output.device)
+    out = output.float().reshape(B, T, 1, K, W)
+    tgt = target.to(device=output.device, dtype=torch.float32)[:, :, orders]  # (B, T, P, K, W)
+    logits = out[..., :C]
+    # BCE with logits, softplus(x) - x y: mean over tracks and classes
+    sed = (F.softplus(logits) - logits * tgt[..., :C]).mean(dim=(3, 4))  # (B, T, P)
+    doa = (out[..., C:C + 3] - tgt[..., C:C + 3]).square().mean(dim=(3, 4))
+    losses = 0.5 * sed + 0.5 * doa
+    if with_distance:
+        losses = losses + distance_weight * (out[..., C + 3] - tgt[..., C + 3]).square().mean(dim=3)
+    return losses, orders
+
+
+def pit_loss(output: Tensor, target: Tensor, *, with_distance: bool = False,
+             distance_weight: float = PIT_DISTANCE_WEIGHT, reduction: str = "mean") -> Tensor:
+    """Frame-level permutation-invariant (PIT) loss of a track-wise output (EINV2).
+
+    Args:
+        output: ``(batch, frames, tracks * W)`` track-major model output, ``W = classes + 3
+            [+ 1]``: per track the class logits, x, y, z[, distance_m].
+        target: ``(batch, frames, tracks, W)``: class one-hot (all zero for an empty track),
+            x, y, z unit vector (0 when empty)[, distance_m (0 when empty)].
+        with_distance: whether the last value of each track is a distance in metres; it cannot
+            be told from the widths, so it must be given. The class count is then
+            ``W - 3 - with_distance`` and the track count ``target.shape[2]``.
+        distance_weight: weight of the distance MSE term (metres squared).
+        reduction: ``"mean"`` (a scalar) or ``"none"`` (``(batch, frames)``, e.g. to mask
+            padded frames before averaging).
+
+    For each of the ``tracks!`` orders of the target tracks and each (batch, frame): SED = BCE
+    with logits averaged over tracks and classes, DOA = squared error averaged over tracks and
+    x, y, z (not masked: an empty track's target vector is 0), [DIST = squared error in metres
+    averaged over tracks, not masked either]; the frame's loss is the minimum over orders of
+    ``0.5 * SED + 0.5 * DOA [+ distance_weight * DIST]`` (without distance: the order with the
+    smallest SED + DOA sum); then the mean over batch and frames. Computed in float32.
+    """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction '{reduction}' is not 'mean' or 'none'")
+    losses, _ = pit_order_losses(output, target, with_distance=with_distance,
+                                 distance_weight=distance_weight)
+    loss = losses.min(dim=2).values  # (B, T)
+    return loss.mean() if reduction == "mean" else loss
+
+
+__all__ = ["ADPIT_SLOTS", "PIT_DISTANCE_WEIGHT", "TRACKS", "adpit_candidates", "adpit_loss",
+           "multi_accdoa_output_size", "pit_loss", "pit_order_losses", "track_wise_output_size"]
