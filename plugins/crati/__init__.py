@@ -125,7 +125,7 @@ def side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device):
                         image=image and dataset.has_video, text=text)
 
 
-def loss(output, target):
+def training_loss(output, target):
     """:func:`seldbench_plugins.crati.loss.crati_loss` (imported on first use: listing the
     plugins does not import torch)."""
     from seldbench_plugins.crati.loss import crati_loss
@@ -139,7 +139,7 @@ def seldbench_register_models():
         ModelSpec(
             name="crati", version="0.1", build=build,
             features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite"),
-            output="multi_accdoa", loss=loss, side_inputs=side_inputs,
+            output="multi_accdoa", loss=training_loss, side_inputs=side_inputs,
             needs_video=True, needs_text=True,
             config=CONFIG_DIR / "models" / "crati.yaml",
             description="contrastive audio-image-text SELD: CRNN trunk, cross-attention to "

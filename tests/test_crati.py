@@ -1,0 +1,162 @@
+"""CRATI: CRNN equivalence, fusion masking, contrastive loss, offline encoders, end to end."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seldbench.errors import SeldbenchError
+from seldbench.registry import get_registry
+
+C = 13
+OFF = {"fusion": False, "loss": {"audio_text": 0.0, "audio_image": 0.0, "align": 0.0}}
+
+
+@pytest.fixture(scope="module")
+def specs():
+    reg = get_registry()
+    return reg.get_dataset("synth-mini"), reg.get_feature("foa_logmel_iv")
+
+
+def _side(B=2, T=50, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return dict(image=torch.randn(B, T, 32, 112, generator=g).half(), image_mask=torch.ones(B, T),
+                image_event=torch.randn(B, T, 112, generator=g).half(),
+                image_event_mask=torch.ones(B, T),
+                text=torch.randn(B, T, 384, generator=g).half(), text_mask=torch.ones(B, T))
+
+
+def test_audio_only_crati_is_the_crnn(specs, one_torch_thread):
+    from seldbench_plugins.crati import build
+    from seldbench_plugins.crnn import build as build_crnn
+
+    ds, fs = specs
+    torch.manual_seed(3)
+    crnn = build_crnn({}, ds, fs).eval()
+    torch.manual_seed(3)
+    crati = build(OFF, ds, fs).eval()
+    x = torch.randn(2, 7, 250, 64)
+    assert torch.equal(crati(x), crnn(x))
+    for (name, p), q in zip(crati.trunk.named_parameters(), crnn.parameters()):
+        assert torch.equal(p, q), name
+    # and training mode returns the SELD output only (no contrastive term is computed)
+    crati.train()
+    out = crati(x, **_side())
+    assert set(out) >= {"seld"} and "audio" not in out
+
+
+def test_fusion_is_off_where_a_clip_has_no_video(specs, one_torch_thread):
+    from seldbench_plugins.crati import build
+
+    ds, fs = specs
+    m = build({}, ds, fs).eval()
+    torch.nn.init.normal_(m.fusion.out.weight)  # zero at init: give the fusion a say
+    x, side = torch.randn(2, 7, 250, 64), _side()
+    audio_only = m(x)
+    masked = m(x, image=side["image"], image_mask=torch.zeros(2, 50))
+    fused = m(x, image=side["image"], image_mask=side["image_mask"])
+    assert torch.allclose(masked, audio_only, atol=1e-6)
+    assert (fused - audio_only).abs().max() > 1e-3
+
+
+def test_multi_positive_nce_matches_a_loop():
+    from seldbench_plugins.crati.loss import multi_positive_nce
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(6, 4, generator=g), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(6, 4, generator=g), dim=-1)
+    labels = torch.tensor([0, 1, 0, 2, 1, 0])
+    pos = labels[:, None] == labels[None, :]
+    scale = torch.tensor(5.0)
+
+    def one_way(p, q, pos):
+        total = 0.0
+        for i in range(len(p)):
+            logits = [float(scale * p[i] @ q[j]) for j in range(len(q))]
+            lse = np.log(np.sum(np.exp(logits)))
+            total += np.mean([logits[j] - lse for j in range(len(q)) if pos[i, j]])
+        return -total / len(p)
+
+    want = 0.5 * (one_way(a, b, pos) + one_way(b, a, pos.T))
+    assert float(multi_positive_nce(a, b, pos, scale)) == pytest.approx(want, rel=1e-5)
+
+
+def test_contrastive_terms_train_every_head(specs, one_torch_thread):
+    from seldbench_plugins.crati import build, training_loss as loss
+
+    ds, fs = specs
+    torch.manual_seed(0)
+    m = build({}, ds, fs).train()
+    x = torch.randn(2, 7, 250, 64)
+    y = torch.zeros(2, 50, 6, 4, C)
+    y[:, :25, 0, 0, 1] = 1.0  # class 1 sounds in the first half: two class sets
+    out = m(x, **_side())
+    total = loss(out, y)
+    from seldbench.training.losses import adpit_loss
+
+    assert float(total) > float(adpit_loss(out["seld"], y)) + 1e-3
+    total.backward()
+    for head in (m.audio_proj, m.image_proj, m.text_proj):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+    assert m.logit_scale.grad is not None
+
+
+def test_missing_or_wrong_local_weights_are_one_clear_error(specs, tmp_path):
+    from seldbench_plugins.crati import build
+
+    ds, fs = specs
+    with pytest.raises(SeldbenchError, match=r"model.image.weights: .*nope.pth: no such file"):
+        build({"image": {"weights": str(tmp_path / "nope.pth")}}, ds, fs)
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"conv.weight": torch.zeros(3, 3)}, wrong)
+    with pytest.raises(SeldbenchError, match=r"wrong.pth: its 1 tensors do not match"):
+        build({"image": {"weights": str(wrong)}}, ds, fs)
+    with pytest.raises(SeldbenchError, match=r"model.image.weights is null.*resnet18"):
+        build({"image": {"encoder": "resnet18"}}, ds, fs)
+    with pytest.raises(SeldbenchError, match=r"model.text.encoder: .*nodir: no config.json"):
+        build({"text": {"encoder": str(tmp_path / "nodir")}}, ds, fs)
+    with pytest.raises(SeldbenchError, match=r"unknown config key 'model.loss.audio_txt'.*"
+                                             r"did you mean 'model.loss.audio_text'"):
+        build({"loss": {"audio_txt": 1.0}}, ds, fs)
+
+
+def test_grid_cells_follow_the_video_convention():
+    from seldbench.data.synth.video import direction_to_pixel
+    from seldbench.data.video import direction_cell, grid_directions
+
+    rows, cols = 4, 8
+    centres = grid_directions(rows, cols)
+    assert np.array_equal(direction_cell(centres[:, 0], centres[:, 1], rows, cols),
+                          np.arange(rows * cols))
+    rng = np.random.default_rng(0)
+    az, el = rng.uniform(-180, 180, 50), rng.uniform(-89, 89, 50)
+    u, v = direction_to_pixel(az, el, 360, 180)  # where the synthetic video draws a source
+    cell = (np.floor(np.asarray(v) / 180 * rows) * cols + np.floor(np.asarray(u) / 360 * cols))
+    assert np.array_equal(direction_cell(az, el, rows, cols), cell.astype(int) % (rows * cols))
+
+
+def test_crati_trains_and_predicts_offline_on_synth_mini(synth_env, tmp_path):
+    from seldbench.training.inference import predict_to_csv
+    from seldbench.training.run import run
+
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    cache = tmp_path / "cache"
+    rec = run("crati", "synth-mini", overrides=[
+        "train.epochs=1", "train.batch_size=4", "train.threads=1", f"features.cache_dir={cache}",
+        "eval.jackknife=false"], out=str(tmp_path / "runs"), progress=False, log=lambda m: None)
+    assert rec["status"] == "complete" and rec["model"]["name"] == "crati"
+    assert set(rec["results"]["dcase2023"]["figures"]) == {"ER", "F", "LE", "LR", "SELD"}
+    # frozen encoders: one cache entry per clip (image for all 6 clips, text for train only)
+    images = sorted((cache / "crati" / "image").glob("*.npy"))
+    texts = sorted((cache / "crati" / "text").glob("*.npy"))
+    assert len(images) == 6 and 0 < len(texts) < 6
+    tok = np.load(images[0])
+    assert tok.dtype == np.float16 and tok.shape[1:] == (32, 112) and np.abs(tok.astype(np.float32)).sum() > 0
+    # predict a user's recording with its video (image tokens computed as in training)
+    root = Path(os.environ["SELDBENCH_SYNTH_MINI_ROOT"])
+    wav = sorted(root.glob("foa_dev/*/*.wav"))[0]
+    mp4 = next(root.glob(f"video_dev/*/{wav.stem}.mp4"))
+    run_dir = next((tmp_path / "runs").rglob("record.json")).parent
+    table = predict_to_csv(run_dir, wav, tmp_path / "pred.csv", video_path=mp4)
+    assert (tmp_path / "pred.csv").exists() and table.path is not None
