@@ -22,8 +22,8 @@ def specs():
 def _side(B=2, T=50, seed=0):
     g = torch.Generator().manual_seed(seed)
     return dict(image=torch.randn(B, T, 32, 112, generator=g).half(), image_mask=torch.ones(B, T),
-                image_event=torch.randn(B, T, 112, generator=g).half(),
-                image_event_mask=torch.ones(B, T),
+                event_cells=torch.randint(0, 32, (B, T, 3), generator=g).float(),
+                event_mask=(torch.rand(B, T, 3, generator=g) > 0.5).float(),
                 text=torch.randn(B, T, 384, generator=g).half(), text_mask=torch.ones(B, T))
 
 
@@ -160,3 +160,33 @@ def test_crati_trains_and_predicts_offline_on_synth_mini(synth_env, tmp_path):
     run_dir = next((tmp_path / "runs").rglob("record.json")).parent
     table = predict_to_csv(run_dir, wav, tmp_path / "pred.csv", video_path=mp4)
     assert (tmp_path / "pred.csv").exists() and table.path is not None
+
+
+def test_fine_tuned_encoder_sees_frames_and_learns(specs, one_torch_thread):
+    from seldbench_plugins.crati import build
+
+    ds, fs = specs
+    torch.manual_seed(0)
+    tuned = build({"image": {"finetune": True}}, ds, fs)
+    frozen = build({}, ds, fs)
+    frozen.load_state_dict({k: v for k, v in tuned.state_dict().items()
+                            if not k.startswith("image_encoder.")})
+    torch.nn.init.normal_(tuned.fusion.out.weight)
+    frozen.fusion.out.weight.data.copy_(tuned.fusion.out.weight.data)
+    g = torch.Generator().manual_seed(1)
+    frames = torch.randint(0, 256, (1, 10, 64, 128, 3), dtype=torch.uint8, generator=g)
+    x, mask = torch.randn(1, 7, 50, 64), torch.ones(1, 10)
+    tuned.eval()
+    frozen.eval()
+    with torch.no_grad():  # the same encoder: frames encoded in the model == cached tokens
+        tokens = tuned.encode_frames(frames)
+        assert tokens.shape == (1, 10, 32, 112)
+        assert torch.equal(tokens[:, 0], tokens[:, 1])  # every 2nd frame encoded, held
+        assert torch.allclose(tuned(x, frames=frames, image_mask=mask),
+                              frozen(x, image=tokens, image_mask=mask), atol=1e-5)
+    tuned.train()
+    assert not tuned.image_encoder.training  # BN statistics stay pretrained
+    out = tuned(x, frames=frames, image_mask=mask)
+    out["seld"].pow(2).sum().backward()
+    grads = [p.grad for p in tuned.image_encoder.parameters() if p.grad is not None]
+    assert grads and sum(float(gr.abs().sum()) for gr in grads) > 0

@@ -50,12 +50,7 @@ def _merge(cfg: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: st
 
 def resolve(cfg: Mapping[str, Any] | None) -> dict:
     """The model section with defaults filled in; unknown keys are one clear error."""
-    out = _merge(cfg, CONFIG_KEYS, "model")
-    if out["image"]["finetune"]:
-        raise SeldbenchError("model.image.finetune=true is not supported yet: the image "
-                             "encoder is frozen and its tokens are cached (see "
-                             "plugins/crati/README.md)")
-    return out
+    return _merge(cfg, CONFIG_KEYS, "model")
 
 
 def _uses(opts: dict) -> tuple[bool, bool]:
@@ -74,10 +69,12 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
     opts = resolve(cfg)
     trunk_cfg = {**opts["trunk"], "with_distance": opts["with_distance"]}
     trunk = build_crnn(trunk_cfg, dataset, feature)  # first: same init as a CRNN of this seed
-    image_dim, grid = _image_geometry(opts["image"])
+    encoder, grid = _image_encoder(opts["image"])
     loss = opts["loss"]
     weights = {k: loss[k] for k in ("seld", "audio_text", "audio_image", "align")}
-    return CRATI(trunk, image_dim=image_dim, grid=grid, text_dim=_text_dim(opts["text"]),
+    return CRATI(trunk, image_dim=encoder.channels, grid=grid,
+                 image_encoder=encoder if opts["image"]["finetune"] else None,
+                 every=int(opts["image"]["every"]), text_dim=_text_dim(opts["text"]),
                  embed_dim=int(opts["embed_dim"]), fusion=bool(opts["fusion"]),
                  fusion_heads=int(opts["fusion_heads"]), weights=weights,
                  temperature=float(loss["temperature"]),
@@ -85,15 +82,15 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                  contrast_frames=int(opts["contrast_frames"]))
 
 
-def _image_geometry(image_cfg: dict) -> tuple[int, tuple[int, int]]:
-    """Token channels and grid of the configured image encoder (checks its weights exist)."""
+def _image_encoder(image_cfg: dict):
+    """The configured image encoder (its weights checked and loaded) and its token grid."""
     import math
 
     from seldbench_plugins.crati.encoders import ImageEncoder
 
     enc = ImageEncoder(image_cfg["encoder"], image_cfg["weights"], stage=int(image_cfg["stage"]))
     h, w = (int(v) for v in image_cfg["input_size"])
-    return enc.channels, (math.ceil(h / enc.reduction), math.ceil(w / enc.reduction))
+    return enc, (math.ceil(h / enc.reduction), math.ceil(w / enc.reduction))
 
 
 def _text_dim(text_cfg: dict) -> int:
@@ -122,7 +119,8 @@ def side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device):
     image, text = _uses(opts)
     embedder = ClipEmbedder(opts["image"], opts["text"], cache_dir, device)
     return clip_streams(embedder, dataset, clips, frames, training=training,
-                        image=image and dataset.has_video, text=text)
+                        image=image and dataset.has_video, text=text,
+                        finetune=bool(opts["image"]["finetune"]))
 
 
 def training_loss(output, target):

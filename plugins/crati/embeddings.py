@@ -6,9 +6,12 @@ Per clip and label frame (100 ms):
   feature map over the equirectangular frame; see :func:`seldbench.data.video.grid_directions`
   for each cell's direction), with ``image_mask`` ``(T,)`` = 1. A clip without video gets zero
   tokens and mask 0: no fake frames.
-- ``image_event`` (training only): ``(T, channels)`` the mean of the tokens of the cells holding
-  the frame's annotated sources (the "crop at the source direction", taken on the feature map),
-  ``image_event_mask`` = 1 where the clip has video and the frame has an event.
+- ``frames`` instead of ``image`` when the image encoder is fine-tuned: ``(T, h, w, 3)`` uint8
+  video frames at the encoder's input size (the model encodes them every step).
+- ``event_cells`` / ``event_mask`` (training only): ``(T, 3)`` the token index (grid cell) of
+  each annotated source of the frame (up to 3, track order) and whether it exists; the model
+  takes the tokens there as the image of the event (a "crop at the source direction", taken on
+  the feature map). 0 where the clip has no video.
 - ``text`` (training only): ``(T, dim)`` sentence embedding of the frame's description
   (:func:`seldbench.data.labels.describe_frames`), ``text_mask`` = 1.
 """
@@ -114,54 +117,62 @@ class ClipEmbedder:
 
         return cached_npy(self.dir / "text", clip.stem, key, compute, mmap=False)
 
-    def event_tokens(self, clip: ClipFiles, dataset: DatasetSpec, tokens: np.ndarray,
-                     frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """Mean token of the cells holding each frame's annotated sources, and its mask."""
+    def event_cells(self, clip: ClipFiles, dataset: DatasetSpec, frames: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Grid cell of each frame's annotated sources ``(T, 3)`` and their mask ``(T, 3)``."""
         rows, cols = self.grid
         table = read_metadata(clip.metadata, dataset.metadata_columns, len(dataset.classes))
         tt = track_targets(table, frames, len(dataset.classes))
-        active = tt.cls >= 0  # (T, 3)
         x, y, z = tt.xyz[..., 0], tt.xyz[..., 1], tt.xyz[..., 2]
         az = np.degrees(np.arctan2(y, x))
         el = np.degrees(np.arctan2(z, np.hypot(x, y)))
-        cell = direction_cell(az, el, rows, cols)  # (T, 3)
-        picked = np.take_along_axis(tokens.astype(np.float32), cell[..., None], axis=1)
-        count = active.sum(1)
-        mean = (picked * active[..., None]).sum(1) / np.maximum(count, 1)[:, None]
-        return mean.astype(np.float16), (count > 0).astype(np.float32)
+        active = tt.cls >= 0
+        cells = np.where(active, direction_cell(az, el, rows, cols), 0)
+        return cells.astype(np.float32), active.astype(np.float32)
+
+    def video_frames(self, clip: ClipFiles, frames: int) -> np.ndarray | None:
+        """``(frames, h, w, 3)`` uint8 at the encoder's input size (fine-tuning), or None."""
+        if clip.video is None:
+            return None
+        h, w = self.size
+        return np.asarray(load_video_frames(clip.video, frames, width=w, height=h,
+                                            cache_dir=self.dir / "frames"))
 
 
 def clip_streams(embedder: ClipEmbedder, dataset: DatasetSpec, clips: Sequence[ClipFiles],
-                 frames: Mapping[str, int], *, training: bool, image: bool, text: bool
-                 ) -> dict[str, dict[str, np.ndarray]]:
+                 frames: Mapping[str, int], *, training: bool, image: bool, text: bool,
+                 finetune: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """The side streams of every clip (see the module docstring)."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    channels = None
+    shape = None
+    name = "frames" if finetune else "image"
     for clip in clips:
         n = int(frames[clip.stem])
         streams: dict[str, np.ndarray] = {}
         if image:
-            tok = embedder.image_tokens(clip, n)
-            if tok is not None:
-                channels = tok.shape[1:]
-                streams["image"], streams["image_mask"] = tok, np.ones(n, np.float32)
+            pixels = embedder.video_frames(clip, n) if finetune else \
+                embedder.image_tokens(clip, n)
+            if pixels is not None:
+                shape = pixels.shape[1:], pixels.dtype
+                streams[name], streams["image_mask"] = pixels, np.ones(n, np.float32)
                 if training:
-                    streams["image_event"], streams["image_event_mask"] = \
-                        embedder.event_tokens(clip, dataset, tok, n)
+                    streams["event_cells"], streams["event_mask"] = \
+                        embedder.event_cells(clip, dataset, n)
         if training and text:
             streams["text"] = embedder.text_embeddings(clip, dataset, n)
             streams["text_mask"] = np.ones(n, np.float32)
         out[clip.stem] = streams
-    if image:  # clips without video: zero tokens, mask 0 (shape from a clip with video)
-        if channels is None:
+    if image:  # clips without video: zeros and mask 0 (never fake frames the model would see)
+        if shape is None:
             rows, cols = embedder.grid
-            channels = (rows * cols, embedder.image_encoder.channels)
+            shape = (((*embedder.size, 3), np.uint8) if finetune else
+                     ((rows * cols, embedder.image_encoder.channels), np.float16))
         for clip in clips:
             s, n = out[clip.stem], int(frames[clip.stem])
-            if "image" not in s:
-                s["image"] = np.zeros((n, *channels), np.float16)
+            if name not in s:
+                s[name] = np.zeros((n, *shape[0]), shape[1])
                 s["image_mask"] = np.zeros(n, np.float32)
                 if training:
-                    s["image_event"] = np.zeros((n, channels[-1]), np.float16)
-                    s["image_event_mask"] = np.zeros(n, np.float32)
+                    s["event_cells"] = np.zeros((n, 3), np.float32)
+                    s["event_mask"] = np.zeros((n, 3), np.float32)
     return out

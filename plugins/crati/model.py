@@ -1,11 +1,13 @@
 """CRATI: a CRNN audio trunk, image-conditioned fusion, and projection heads for contrastive
 alignment with frozen image and text embeddings (spec/models.md section 4, our design).
 
-``forward(x, image=None, image_mask=None, **training_streams)``:
+``forward(x, image=None, frames=None, image_mask=None, **training_streams)``:
 
 - ``eval()``: multi-ACCDOA ``(batch, label_frames, 3 * V * classes)`` from audio, plus the video
-  tokens when given (``image`` ``(B, T, tokens, channels)``, ``image_mask`` ``(B, T)``, 0 where a
-  clip has no video: the fusion then adds nothing);
+  when given: cached tokens ``image`` ``(B, T, tokens, channels)`` of the frozen encoder, or
+  raw ``frames`` ``(B, T, h, w, 3)`` uint8 that the fine-tuned encoder encodes (every
+  ``every``-th frame, held); ``image_mask`` ``(B, T)`` is 0 where a clip has no video, and the
+  fusion then adds nothing;
 - ``train()``: a dict with ``seld`` (the output above) and the L2-normalised embeddings in the
   shared space for :func:`seldbench_plugins.crati.loss.crati_loss`.
 
@@ -71,9 +73,12 @@ class CRATI(nn.Module):
                  text_dim: int, embed_dim: int = 256, fusion: bool = True, fusion_heads: int = 4,
                  weights: Mapping[str, float], temperature: float = 0.07,
                  learnable_temperature: bool = True, contrast_frames: int = 512,
+                 image_encoder: nn.Module | None = None, every: int = 1,
                  seed: int = 0) -> None:
         super().__init__()
         self.trunk = trunk
+        self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
+        self.every = max(1, int(every))
         self.with_distance = trunk.with_distance
         self.num_classes = trunk.num_classes
         self.weights = {k: float(v) for k, v in weights.items()}
@@ -91,9 +96,27 @@ class CRATI(nn.Module):
         else:
             self.register_buffer("logit_scale", scale)
 
-    def forward(self, x: Tensor, image: Tensor | None = None, image_mask: Tensor | None = None,
-                image_event: Tensor | None = None, image_event_mask: Tensor | None = None,
-                text: Tensor | None = None, text_mask: Tensor | None = None):
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.image_encoder is not None:  # fine-tuning keeps the pretrained BN statistics
+            self.image_encoder.eval()
+        return self
+
+    def encode_frames(self, frames: Tensor) -> Tensor:
+        """``(B, T, h, w, 3)`` uint8 -> tokens ``(B, T, tokens, channels)`` with the (trainable)
+        image encoder, every ``every``-th frame encoded and held."""
+        B, T = frames.shape[:2]
+        picked = frames[:, ::self.every]
+        tokens = self.image_encoder(picked.reshape(-1, *frames.shape[2:]))
+        tokens = tokens.reshape(B, picked.shape[1], *tokens.shape[1:])
+        return tokens.repeat_interleave(self.every, dim=1)[:, :T]
+
+    def forward(self, x: Tensor, image: Tensor | None = None, frames: Tensor | None = None,
+                image_mask: Tensor | None = None, event_cells: Tensor | None = None,
+                event_mask: Tensor | None = None, text: Tensor | None = None,
+                text_mask: Tensor | None = None):
+        if frames is not None and self.image_encoder is not None:
+            image = self.encode_frames(frames)
         h = self.trunk.embed(x)  # (B, T, d): the audio representation
         fused = h
         if self.fusion is not None and image is not None:
@@ -108,9 +131,15 @@ class CRATI(nn.Module):
         want = any(self.weights.get(k, 0) for k in ("audio_text", "audio_image", "align"))
         if want:  # embeddings of the pre-fusion audio: the audio representation is shaped
             out["audio"] = nn.functional.normalize(self.audio_proj(h), dim=-1)
-            if image_event is not None:
-                out["image"] = nn.functional.normalize(self.image_proj(image_event.float()), dim=-1)
-                out["image_mask"] = image_event_mask
+            if image is not None and event_cells is not None:
+                # the tokens of the cells holding the frame's sources, averaged
+                idx = event_cells.long().unsqueeze(-1).expand(-1, -1, -1, image.shape[-1])
+                picked = torch.gather(image.float(), 2, idx)  # (B, T, 3, channels)
+                w = event_mask.float().unsqueeze(-1)
+                event = (picked * w).sum(2) / w.sum(2).clamp_min(1.0)
+                out["image"] = nn.functional.normalize(self.image_proj(event), dim=-1)
+                out["image_mask"] = (event_mask.sum(-1) > 0).float() * (
+                    image_mask.float() if image_mask is not None else 1.0)
             if text is not None:
                 out["text"] = nn.functional.normalize(self.text_proj(text.float()), dim=-1)
                 out["text_mask"] = text_mask

@@ -98,8 +98,9 @@ class ChunkDataset(Dataset):
         tshape = data.targets[stems[0]].shape[1:]
         self.y = torch.zeros((len(stems), longest, *tshape))
         names = sorted(data.side_of(stems[0]))
-        self.side = {name: torch.zeros((len(stems), longest,
-                                        *data.side_of(stems[0])[name].shape[1:]))
+        first = data.side_of(stems[0])  # streams keep their dtype (float16 tokens, uint8 frames)
+        self.side = {name: torch.zeros((len(stems), longest, *first[name].shape[1:]),
+                                       dtype=torch.from_numpy(np.zeros(0, first[name].dtype)).dtype)
                      for name in names}
         index = []
         for k, s in enumerate(stems):
@@ -145,13 +146,13 @@ def collate_batch(batch):
 
 def _fit(a: np.ndarray, frames: int, stem: str, name: str) -> np.ndarray:
     """A side stream cut or zero-padded to ``frames`` (a video may end a frame early)."""
-    a = np.asarray(a, np.float32)
+    a = np.asarray(a)
     if abs(a.shape[0] - frames) > 2:
         raise SeldbenchError(f"{stem}: side input '{name}' has {a.shape[0]} frames, the "
                              f"features {frames}")
     if a.shape[0] >= frames:
         return a[:frames]
-    return np.concatenate([a, np.zeros((frames - a.shape[0], *a.shape[1:]), np.float32)])
+    return np.concatenate([a, np.zeros((frames - a.shape[0], *a.shape[1:]), a.dtype)])
 
 
 def side_chunks(streams: dict[str, np.ndarray], frames: int, chunk_frames: int
@@ -162,7 +163,7 @@ def side_chunks(streams: dict[str, np.ndarray], frames: int, chunk_frames: int
     out = {}
     for name, a in streams.items():
         a = _fit(a, frames, "clip", name)
-        pad = np.zeros((n * chunk_frames, *a.shape[1:]), np.float32)
+        pad = np.zeros((n * chunk_frames, *a.shape[1:]), a.dtype)
         pad[:frames] = a
         out[name] = torch.from_numpy(pad.reshape(n, chunk_frames, *a.shape[1:]))
     return out
