@@ -146,7 +146,16 @@ def test_filters_that_match_nothing_raise(records):
         build_tables(records, suite="dcase2025")
     with pytest.raises(SeldbenchError, match="no run with split 'eval'"):
         build_tables(records, split="eval")
+    with pytest.raises(SeldbenchError, match="no run with model 'Z'"):
+        build_tables(records, models=["A", "Z"])
     assert build_tables([]) == []
+
+
+def test_model_filter_keeps_only_those_models(records):
+    t = _table(build_tables(records, models=["B"]), "test", "dcase2023")
+    assert list(t.rows["model"]) == ["B"]
+    both = _table(build_tables(records, models=["A", "B"]), "test", "dcase2023")
+    assert sorted(both.rows["model"]) == ["A", "B"]
 
 
 def test_renderers(records):

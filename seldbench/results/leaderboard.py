@@ -75,7 +75,8 @@ class Table:
 
 
 def build_tables(records: Sequence[dict], dataset: str | None = None, suite: str | None = None,
-                 split: str | None = None, registry=None, where: str = "run records"
+                 split: str | None = None, registry=None, where: str = "run records",
+                 models: Sequence[str] = ()
                  ) -> list[Table]:
     """Leaderboard tables from validated run records (see :mod:`seldbench.results.records`).
 
@@ -90,6 +91,10 @@ def build_tables(records: Sequence[dict], dataset: str | None = None, suite: str
         registry = get_registry()
     records, dup_notes = _dedupe(records)
     records = _filter(records, "dataset", dataset, lambda r: [r["dataset"]["name"]], where)
+    for name in models:  # several models: the union of their records
+        _filter(records, "model", name, lambda r: [r["model"]["name"]], where)
+    if models:
+        records = [r for r in records if r["model"]["name"] in set(models)]
     records = _filter(records, "split", split, lambda r: [r["split"]], where)
     records = _filter(records, "metric suite", suite, _scored_suites, where)
 
@@ -394,8 +399,8 @@ RENDERERS = {"md": to_markdown, "csv": to_csv, "html": to_html}
 
 
 def compare(runs: str | os.PathLike | Sequence[str | os.PathLike], dataset: str | None = None,
-            suite: str | None = None, split: str | None = "test", fmt: str = "md"
-            ) -> tuple[str, list[Table]]:
+            suite: str | None = None, split: str | None = "test", fmt: str = "md",
+            models: Sequence[str] = ()) -> tuple[str, list[Table]]:
     """``seldbench compare``: load the records under ``runs``, build and render the tables.
 
     No record under ``runs`` raises :class:`SeldbenchError` naming the folder(s).
@@ -414,7 +419,8 @@ def compare(runs: str | os.PathLike | Sequence[str | os.PathLike], dataset: str 
     if not records:
         raise SeldbenchError(f"{where}: no run records ({RECORD_NAME}) found; train with "
                              "`seldbench run` or pass --runs")
-    tables = build_tables(records, dataset=dataset, suite=suite, split=split, where=where)
+    tables = build_tables(records, dataset=dataset, suite=suite, split=split, where=where,
+                          models=models)
     if not tables:
         raise SeldbenchError(f"{where}: no scored metric suite in the matching run records")
     return RENDERERS[fmt](tables), tables
