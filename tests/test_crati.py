@@ -190,3 +190,33 @@ def test_fine_tuned_encoder_sees_frames_and_learns(specs, one_torch_thread):
     out["seld"].pow(2).sum().backward()
     grads = [p.grad for p in tuned.image_encoder.parameters() if p.grad is not None]
     assert grads and sum(float(gr.abs().sum()) for gr in grads) > 0
+
+
+def _fixture_run(tmp_path, dataset, root):
+    from seldbench.training.run import run
+
+    return run("crati", dataset, overrides=[
+        "train.epochs=1", "train.batch_size=8", "train.threads=1", "eval.jackknife=false",
+        f"dataset.root={root}", f"features.cache_dir={tmp_path / 'cache'}"],
+        out=str(tmp_path / "runs"), progress=False, log=lambda m: None)
+
+
+def test_crati_runs_on_a_starss23_tree_with_and_without_video(tmp_path, one_torch_thread):
+    from dataset_trees import make_starss_tree
+
+    clips = {(3, 4): 3, (3, 6): 2, (3, 21): 2, (4, 2): 2, (4, 23): 1}  # room 21: no video
+    root = make_starss_tree(tmp_path / "starss", clips)
+    rec = _fixture_run(tmp_path, "starss23", root)
+    assert rec["status"] == "complete" and rec["results"]["dcase2023"]["figures"]
+    images = list((tmp_path / "cache" / "crati" / "image").glob("*.npy"))
+    assert len(images) == 8  # every clip with video, and only those
+    assert not any(p.name.startswith("fold3_room21") for p in images)
+
+
+def test_crati_runs_on_tau_nigens_2021_without_video(tmp_path, one_torch_thread):
+    from dataset_trees import make_tau_tree
+
+    rec = _fixture_run(tmp_path, "tau-nigens-2021", make_tau_tree(tmp_path / "tau"))
+    assert rec["status"] == "complete" and rec["results"]["dcase2021"]["figures"]
+    assert not (tmp_path / "cache" / "crati" / "image").exists()  # no video: no image work
+    assert len(list((tmp_path / "cache" / "crati" / "text").glob("*.npy"))) > 0
