@@ -61,3 +61,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """The built-in plugins only (no third-party entry points): what the tests build from."""
+    from seldbench.registry import Registry
+
+    return Registry(entry_points=False)

@@ -6,7 +6,6 @@ import torch
 
 from seldbench.config import resolve
 from seldbench.errors import SeldbenchError
-from seldbench.registry import Registry
 from seldbench.specs import DatasetSpec
 from seldbench.training.losses import adpit_loss
 
@@ -19,11 +18,6 @@ SPEC_PARAMS = {"foa_logmel_iv": 0.74e6, "mic_logmel_gcc": 0.74e6 + 1.7e3,
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return Registry(entry_points=False)
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,7 @@ from dataset_trees import STARSS_CLIPS, write_mp4, write_wav
 from seldbench.data.roots import resolve_root
 from seldbench.data.video import clip_video_frames, decode_video_frames, load_video_frames
 from seldbench.errors import SeldbenchError
-from seldbench.registry import Registry
 from seldbench.specs import ClipFiles
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return Registry(entry_points=False)
 
 
 # --------------------------------------------------------------------------- specs

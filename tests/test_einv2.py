@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from seldbench.config import resolve
 from seldbench.errors import SeldbenchError
-from seldbench.registry import Registry
 from seldbench.specs import DatasetSpec
 from seldbench.training.losses import pit_loss, pit_order_losses, track_wise_output_size
 
@@ -22,11 +21,6 @@ DATASET = DatasetSpec(name="thirteen", version="0", classes=tuple(f"c{k}" for k 
 FULL_PARAMS = 85e6  # spec/models.md section 2: about 85 M (6 Conformer stacks ~75 M, CNNs ~9 M)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return Registry(entry_points=False)
 
 
 @pytest.fixture(scope="module")

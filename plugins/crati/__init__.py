@@ -8,13 +8,13 @@ video is used at test time when a clip has it. Design and ablations: plugins/cra
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
 from seldbench.config import CONFIG_DIR
 from seldbench.errors import SeldbenchError
 from seldbench.hookspecs import hookimpl
+from seldbench.model_config import model_options
 from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
 #: The model: section, with defaults (configs/models/crati.yaml repeats them with comments).
@@ -33,24 +33,9 @@ CONFIG_KEYS: dict[str, Any] = {
 }
 
 
-def _merge(cfg: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(defaults))
-    if unknown and where != "model.trunk":
-        close = difflib.get_close_matches(unknown[0], defaults, n=1, cutoff=0.6)
-        hint = f"; did you mean '{where}.{close[0]}'?" if close else \
-            f" (known: {', '.join(defaults)})"
-        raise SeldbenchError(f"model 'crati': unknown config key '{where}.{unknown[0]}'{hint}")
-    out = {**defaults, **cfg}
-    for key, value in defaults.items():
-        if isinstance(value, dict) and key != "trunk":
-            out[key] = _merge(cfg.get(key), value, f"{where}.{key}")
-    return out
-
-
 def resolve(cfg: Mapping[str, Any] | None) -> dict:
     """The model section with defaults filled in; unknown keys are one clear error."""
-    return _merge(cfg, CONFIG_KEYS, "model")
+    return model_options("crati", cfg, CONFIG_KEYS, open_keys=("trunk",))
 
 
 def _uses(opts: dict) -> tuple[bool, bool]:

@@ -13,6 +13,7 @@ from typing import Any
 from seldbench.config import CONFIG_DIR
 from seldbench.errors import SeldbenchError
 from seldbench.hookspecs import hookimpl
+from seldbench.model_config import input_shape, model_options
 from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
 #: Config keys the builder understands (``model:`` section), with the constructor defaults.
@@ -42,27 +43,8 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec,
     ``model.in_channels`` and ``model.in_bins`` must be set, and the time pools default to the
     baseline's ``[5, 1, 1]``. Unknown keys and contradictions are :class:`SeldbenchError`.
     """
-    import difflib
-
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(CONFIG_KEYS))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], CONFIG_KEYS, n=1, cutoff=0.6)
-        hint = f"; did you mean 'model.{close[0]}'?" if close else \
-            f" (known: {', '.join(CONFIG_KEYS)})"
-        raise SeldbenchError(f"model 'crnn': unknown config key 'model.{unknown[0]}'{hint}")
-    opts = {**CONFIG_KEYS, **cfg}
-
-    shape = {}
-    for key, attr in (("in_channels", "channels"), ("in_bins", "bins")):
-        value, from_feature = opts.pop(key), getattr(feature, attr, None)
-        if value is None and from_feature is None:
-            raise SeldbenchError(f"model 'crnn': model.{key} is null and no feature set was "
-                                 f"given; set model.{key} or pass feature= to build()")
-        if value is not None and from_feature is not None and int(value) != from_feature:
-            raise SeldbenchError(f"model 'crnn': model.{key} is {value} but feature set "
-                                 f"'{feature.name}' gives {from_feature}")
-        shape[key] = int(value if value is not None else from_feature)
+    opts = model_options("crnn", cfg, CONFIG_KEYS)
+    channels, bins = input_shape("crnn", opts, feature)
 
     per_label = getattr(feature, "frames_per_label", None)
     if opts["t_pool"] is None:
@@ -80,7 +62,7 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec,
 
     from seldbench_plugins.crnn.model import CRNN
 
-    return CRNN(shape["in_channels"], shape["in_bins"], len(dataset.classes), **opts)
+    return CRNN(channels, bins, len(dataset.classes), **opts)
 
 
 @hookimpl

@@ -14,6 +14,7 @@ from typing import Any
 from seldbench.config import CONFIG_DIR
 from seldbench.errors import SeldbenchError
 from seldbench.hookspecs import hookimpl
+from seldbench.model_config import input_shape, model_options
 from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
 #: Config keys the builder understands (``model:`` section), with the constructor defaults.
@@ -45,28 +46,10 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec,
     ``[2, 2, 2, 1]`` (8 frames per label frame). Unknown keys and contradictions are
     :class:`SeldbenchError`.
     """
-    import difflib
     import math
 
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(CONFIG_KEYS))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], CONFIG_KEYS, n=1, cutoff=0.6)
-        hint = f"; did you mean 'model.{close[0]}'?" if close else \
-            f" (known: {', '.join(CONFIG_KEYS)})"
-        raise SeldbenchError(f"model 'einv2': unknown config key 'model.{unknown[0]}'{hint}")
-    opts = {**CONFIG_KEYS, **cfg}
-
-    shape = {}
-    for key, attr in (("in_channels", "channels"), ("in_bins", "bins")):
-        value, from_feature = opts.pop(key), getattr(feature, attr, None)
-        if value is None and from_feature is None:
-            raise SeldbenchError(f"model 'einv2': model.{key} is null and no feature set was "
-                                 f"given; set model.{key} or pass feature= to build()")
-        if value is not None and from_feature is not None and int(value) != from_feature:
-            raise SeldbenchError(f"model 'einv2': model.{key} is {value} but feature set "
-                                 f"'{feature.name}' gives {from_feature}")
-        shape[key] = int(value if value is not None else from_feature)
+    opts = model_options("einv2", cfg, CONFIG_KEYS)
+    channels, bins = input_shape("einv2", opts, feature)
 
     from seldbench_plugins.einv2.model import EINV2, time_pools
 
@@ -85,12 +68,12 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec,
         raise SeldbenchError(f"model 'einv2': model.t_pool {list(opts['t_pool'])} pools "
                              f"{prod} frames per label frame, feature set '{feature.name}' "
                              f"has {per_label}")
-    if math.prod(int(f) for f in opts["f_pool"]) > shape["in_bins"]:
+    if math.prod(int(f) for f in opts["f_pool"]) > bins:
         raise SeldbenchError(f"model 'einv2': model.f_pool {list(opts['f_pool'])} leaves no "
-                             f"bins of {shape['in_bins']}")
-    if not 0 < int(opts["sed_channels"]) <= shape["in_channels"]:
+                             f"bins of {bins}")
+    if not 0 < int(opts["sed_channels"]) <= channels:
         raise SeldbenchError(f"model 'einv2': model.sed_channels {opts['sed_channels']} not in "
-                             f"1..{shape['in_channels']} (input channels)")
+                             f"1..{channels} (input channels)")
     if int(opts["d_model"]) % int(opts["heads"]):
         raise SeldbenchError(f"model 'einv2': model.d_model {opts['d_model']} is not a multiple "
                              f"of model.heads {opts['heads']}")
@@ -99,7 +82,7 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec,
     if int(opts["tracks"]) < 1:
         raise SeldbenchError(f"model 'einv2': model.tracks {opts['tracks']} must be >= 1")
 
-    return EINV2(shape["in_channels"], shape["in_bins"], len(dataset.classes), **opts)
+    return EINV2(channels, bins, len(dataset.classes), **opts)
 
 
 @hookimpl
