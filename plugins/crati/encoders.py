@@ -138,13 +138,16 @@ class TextEncoder:
         self.source = str(where)
 
     @torch.no_grad()
-    def __call__(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        out = []
+    def __call__(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
+        texts = list(texts)
+        order = np.argsort([len(t) for t in texts], kind="stable")  # batches of like length:
+        out = np.zeros((len(texts), self.dim), np.float32)  # little padding to compute
         for i in range(0, len(texts), batch_size):
-            tok = self.tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True,
+            idx = order[i:i + batch_size]
+            tok = self.tokenizer([texts[k] for k in idx], padding=True, truncation=True,
                                  max_length=128, return_tensors="pt").to(self.device)
             hidden = self.model(**tok).last_hidden_state
             mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             emb = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-            out.append(torch.nn.functional.normalize(emb, dim=-1).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+            out[idx] = torch.nn.functional.normalize(emb, dim=-1).float().cpu().numpy()
+        return out
