@@ -79,15 +79,35 @@ def test_cli_predict_writes_the_same_csv_and_ignores_video(trained_run, test_cli
     assert [p.name for p in out.parent.iterdir()] == ["pred.csv"]  # no temporary file left
 
 
-def test_a_model_that_needs_video_is_refused(trained_run, test_clips):
+def test_side_input_models_get_test_time_streams_from_the_video(trained_run, test_clips):
+    import numpy as np
+    import torch
+
     from seldbench.training.inference import load_run, predict_file
 
+    calls, seen = [], []
+
+    def side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device):
+        calls.append((clips[0].video, training, dict(frames)))
+        return {c.stem: {"image": np.ones((frames[c.stem], 2), np.float32)} for c in clips}
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x, image=None):
+            seen.append(None if image is None else float(image.sum()))
+            return self.inner(x)
+
     run = load_run(trained_run, device="cpu")
-    run = dataclasses.replace(run, model_spec=dataclasses.replace(run.model_spec,
-                                                                  needs_video=True))
-    with pytest.raises(SeldbenchError, match="needs video; prediction with video is not "
-                                             "supported yet"):
-        predict_file(run, test_clips[0].audio["foa"], test_clips[0].video)
+    run = dataclasses.replace(run, model=Wrapped(run.model), model_spec=dataclasses.replace(
+        run.model_spec, side_inputs=side_inputs))
+    clip = test_clips[0]
+    predict_file(run, clip.audio["foa"], clip.video)
+    (video, training, frames), = calls
+    assert video == clip.video and training is False  # text-like training streams: never
+    assert sum(seen) == 2 * next(iter(frames.values()))  # every frame's stream reached the model
 
 
 def test_missing_and_foreign_run_folders(test_clips, tmp_path):
