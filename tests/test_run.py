@@ -26,6 +26,7 @@ def test_run_writes_a_complete_record(synth_env):
     assert set(res["interval"]) == {"ER", "F", "LE", "LR", "SELD"}
     assert rec["results"]["dcase2024"] == {"skipped": "the model predicts no distance"}
     assert rec["model"]["params"] > 700_000 and rec["train"]["epochs_run"] == 2
+    assert 0.2 < rec["train"]["peak_rss_gb"] < 64 and rec["train"]["audio_s_per_s"] > 0
     run_dir = next((synth_env / "runs_a").rglob("record.json")).parent
     for name in ("best.pt", "last.pt", "normalizer.npz", "config.json"):
         assert (run_dir / name).exists(), name

@@ -317,12 +317,25 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
         "wall_time_s": time.perf_counter() - t_start,
         "train": {"epochs_run": len(history.epochs),
                   "audio_s_per_s": history.audio_seconds / max(history.train_seconds, 1e-9),
+                  **_peak_memory(device),
                   "history": [{"epoch": e["epoch"], "loss": e["loss"], "val": e["val"]}
                               for e in history.epochs]},
         "checkpoint": {"file": trainer.best_path.name, "sha256": file_sha256(trainer.best_path)},
     }
     write_record(run_dir, record)
     return record
+
+
+def _peak_memory(device) -> dict:
+    """Peak resident memory of this process (GB) and, on CUDA, peak allocated GPU memory."""
+    import resource
+
+    import torch
+
+    out = {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    if device.type == "cuda":
+        out["peak_gpu_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return out
 
 
 def _loss(mspec, with_distance: bool):
