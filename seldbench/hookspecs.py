@@ -49,11 +49,21 @@ def seldbench_register_models() -> list:
       ``(batch, label_frames, outputs)``.
     - ``features``: feature sets the model accepts (first = default).
     - ``output``: ``"multi_accdoa"`` (3 tracks x 3 axes x classes, track-major, a track active
-      when its vector norm > 0.5; 4 values per track with ``with_distance``) or ``"track_wise"``.
+      when its vector norm > 0.5; 4 values per track with ``with_distance``) or ``"track_wise"``
+      (3 tracks x (class logits + x, y, z [+ distance]), track-major; sigmoid, threshold 0.5).
     - ``needs_video`` / ``needs_text``: multimodal inputs (text is a training signal only).
+    - ``side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device)``: optional
+      per-label-frame streams beside the features, ``{stem: {name: (frames, ...) array}}`` (e.g.
+      cached image tokens and a video mask). The core chunks them with the features and calls
+      ``model(features, **streams)`` in training, validation, test and ``seldbench predict``.
+      ``training`` is True for the train split only: leave training-only signals (text built
+      from the annotations) out otherwise. In ``eval()`` the model returns the SELD tensor; in
+      ``train()`` it may return whatever its ``loss`` takes (e.g. a dict with embeddings).
     - ``loss``: ``loss(output, target) -> Tensor`` (target as the core builds it for
-      ``output``), or None for the core loss of ``output`` (multi-ACCDOA: ADPIT MSE).
-    - ``config``: path of the model's default YAML.
+      ``output``), or None for the core loss of ``output`` (multi-ACCDOA: ADPIT MSE;
+      track-wise: frame-level PIT of BCE + MSE).
+    - ``config``: path of the model's default YAML. :mod:`seldbench.model_config` checks a
+      ``model:`` section against the keys a builder understands.
     """
 
 
