@@ -133,3 +133,13 @@ def test_torchrun_two_processes_gloo(synth_env, tmp_path):
     rec = json.loads(records[0].read_text())
     assert rec["device"]["processes"] == 2 and rec["train"]["epochs_run"] == 2
     assert out.stdout.count("crnn@1.0 on synth-mini") == 1
+
+
+def test_provenance_is_taken_before_training(synth_env, monkeypatch):
+    """A checkout that moves during a long run must not misdate its record."""
+    import seldbench.results.records as records
+
+    events, real = [], records.provenance
+    monkeypatch.setattr(records, "provenance", lambda: events.append("provenance") or real())
+    _run(synth_env, "runs_prov", on_step=lambda epoch, step: events.append("step"))
+    assert events[0] == "provenance" and events.count("provenance") == 1 and "step" in events

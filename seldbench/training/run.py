@@ -193,6 +193,9 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
     from seldbench.training.trainer import TrainConfig, Trainer, pick_device, seed_everything
 
     t_start = time.perf_counter()
+    # package versions and git state of the code this process runs: taken now, not at the end,
+    # so a checkout that moves during a long run does not misdate the record
+    prov = provenance()
     mspec = reg.get_model(model_name)
     dspec = reg.get_dataset(cfg["dataset"]["name"])
     fspec = reg.get_feature(cfg["features"]["name"])
@@ -295,7 +298,6 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
     n_params = sum(p.numel() for p in model.parameters())
     files = [c.metadata for s in SPLITS for c in clips[s]] + \
         [p for s in SPLITS for c in clips[s] for p in c.audio.values()]
-    prov = provenance()  # package versions and git state (runs git once)
     record = {
         "schema": 1,
         "run_id": run_dir.name,
