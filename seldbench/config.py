@@ -179,9 +179,14 @@ def config_hash(cfg: dict) -> str:
     import hashlib
     import json
 
+    return hashlib.sha256(json.dumps(hashed_config(cfg), sort_keys=True).encode()).hexdigest()
+
+
+def hashed_config(cfg: dict) -> dict:
+    """The part of a resolved config that :func:`config_hash` covers."""
     keep = {k: v for k, v in cfg.items() if k not in ("output", "seed")}
     keep["train"] = {k: v for k, v in cfg.get("train", {}).items()
                      if k not in ("num_workers", "threads")}
     keep["dataset"] = {k: v for k, v in cfg.get("dataset", {}).items() if k != "root"}
     keep["features"] = {k: v for k, v in cfg.get("features", {}).items() if k != "cache_dir"}
-    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
+    return keep

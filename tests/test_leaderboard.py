@@ -256,3 +256,22 @@ def test_cli_compare_bad_record_and_filter(tmp_path, records):
                                   "--dataset", "starss23"])
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
     assert "no run with dataset 'starss23'" in r.output
+
+
+def test_an_ablation_table_names_the_config_keys_that_differ():
+    from run_records import make_record
+
+    recs = []
+    for hash_, weight in (("aa" * 12, 0.0), ("bb" * 12, 0.1)):
+        for seed in (0, 1):
+            r = make_record("crati", seed, config_hash=hash_)
+            r["config"] = {"seed": seed, "train": {"epochs": 5, "threads": seed + 1},
+                           "model": {"loss": {"audio_text": weight, "seld": 1.0}}}
+            recs.append(r)
+    notes = build_tables(recs)[0].notes
+    line = [n for n in notes if n.startswith("crati configurations differ in ")]
+    assert line == ["crati configurations differ in model.loss.audio_text: 0.0 (row 1); "
+                    "0.1 (row 2)"] or line == ["crati configurations differ in "
+                                               "model.loss.audio_text: 0.1 (row 1); 0.0 (row 2)"]
+    # seeds and threads are not configuration: one model with one config gets no such note
+    assert not any("configurations differ" in n for n in build_tables(recs[:2])[0].notes)

@@ -218,6 +218,7 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str]) -
                      f"'{suite}': rows in record order, not ranked")
     row_of = dict(enumerate(rank.loc[df["group"]].astype(int).tolist()))  # record -> row
     notes += _provenance_notes(recs, row_of)
+    notes += _config_notes(recs, row_of)
     for _, r in rows.iterrows():
         if r["seeds"] < r["runs"]:
             notes.append(f"row {r['rank']}: {r['runs']} runs share {r['seeds']} seed(s) "
@@ -228,6 +229,40 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str]) -
 def _rows_text(rows: Iterable[int]) -> str:
     rows = sorted(set(rows))
     return ("row " if len(rows) == 1 else "rows ") + ", ".join(map(str, rows))
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v)
+    return out
+
+
+def _config_notes(recs: list[dict], row_of: dict[int, int], most: int = 12) -> list[str]:
+    """For a model with several configurations in one table (an ablation), the config keys
+    whose values differ between them, so a row can be read without opening its record."""
+    from seldbench.config import hashed_config
+
+    by_model: dict[str, dict[str, tuple[int, dict]]] = {}
+    for i, rec in enumerate(recs):
+        if isinstance(rec.get("config"), dict):
+            by_model.setdefault(rec["model"]["name"], {}).setdefault(
+                rec["config_hash"], (row_of[i], _flatten(hashed_config(rec["config"]))))
+    notes = []
+    for model, configs in by_model.items():
+        if len(configs) < 2:
+            continue
+        flats = sorted(configs.values(), key=lambda rf: rf[0])
+        keys = sorted({k for _, f in flats for k in f})
+        diff = [k for k in keys if len({f.get(k, "absent") for _, f in flats}) > 1]
+        parts = [f"{k}: " + "; ".join(f"{f.get(k, 'absent')} (row {row})" for row, f in flats)
+                 for k in diff[:most]]
+        more = f" | and {len(diff) - most} more keys" if len(diff) > most else ""
+        notes.append(f"{model} configurations differ in " + " | ".join(parts) + more)
+    return notes
 
 
 def _provenance_notes(recs: list[dict], row_of: dict[int, int]) -> list[str]:
