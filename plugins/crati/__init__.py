@@ -28,7 +28,7 @@ CONFIG_KEYS: dict[str, Any] = {
     "image": {"encoder": "tf_efficientnet_lite0", "weights": None, "stage": 3,
               "input_size": [64, 128], "every": 2, "finetune": False},
     "text": {"encoder": None, "seed": 0},
-    "loss": {"seld": 1.0, "audio_text": 0.1, "audio_image": 0.1, "align": 0.1,
+    "loss": {"seld": 1.0, "audio_text": 0.01, "audio_image": 0.01, "align": 0.01,
              "temperature": 0.07, "learnable_temperature": True},
 }
 
