@@ -29,7 +29,6 @@ def one(config: str, batch: int, chunk_s: float, device: str, threads: int, step
         amp: bool) -> dict:
     """Build, warm up, time ``steps`` steps; the figures as a dict (run in a subprocess)."""
     import resource
-    import time
 
     import torch
 
@@ -37,6 +36,7 @@ def one(config: str, batch: int, chunk_s: float, device: str, threads: int, step
     from seldbench.registry import get_registry
     from seldbench.specs import DatasetSpec
     from seldbench.training.losses import pit_loss
+    from timing import mean_step_seconds
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -71,13 +71,7 @@ def one(config: str, batch: int, chunk_s: float, device: str, threads: int, step
         loss.backward()
         opt.step()
 
-    step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    sec = (time.perf_counter() - t0) / steps
+    sec = mean_step_seconds(step, steps, 1, sync)
     out = {"config": config, "batch": batch, "params": params, "step_s": sec,
            "audio_s_per_s": batch * chunk_s / sec, "rss_model_mb": rss_model_mb,
            "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

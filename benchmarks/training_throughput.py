@@ -42,6 +42,7 @@ from seldbench.registry import get_registry
 from seldbench.specs import ClipFiles
 from seldbench.training.data import ChunkDataset, SplitData, collate_batch
 from seldbench.training.losses import adpit_loss
+from timing import mean_step_seconds
 
 FEATURE_HZ, LABEL_HZ = 50, 10  # 20-ms feature hop, 100-ms label hop
 CHANNELS, BINS = 7, 64
@@ -122,7 +123,7 @@ def time_epoch(batches, repeat: int) -> tuple[float, int, int, tuple]:
     for _ in range(repeat):
         n_b = n_seq = 0
         t0 = time.perf_counter()
-        for x, y in batches():
+        for x, y, *_ in batches():
             n_b += 1
             n_seq += x.shape[0]
             shapes = shapes or (tuple(x.shape[1:]), tuple(y.shape[1:]), x.dtype, y.dtype)
@@ -161,14 +162,7 @@ def time_train_step(build, batch: int, label_seq: int, per: int, device: torch.d
         scaler.step(opt)
         scaler.update()
 
-    for _ in range(warmup):
-        step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    return (time.perf_counter() - t0) / steps
+    return mean_step_seconds(step, steps, warmup, sync)
 
 
 # ------------------------------------------------------------------ main
@@ -201,7 +195,7 @@ def main() -> None:
           f"{torch.__version__}, {threads} CPU threads; ChunkDataset built in {t_ds:.2f} s")
 
     # same data, same order when unshuffled: the first batches must be identical
-    xa, ya = next(iter(seldbench_loader(ds, args.batch, False, args.seed)))
+    xa, ya, _ = next(iter(seldbench_loader(ds, args.batch, False, args.seed)))
     xb, yb = next(gen.generate(shuffle=False))
     assert xa.shape == xb.shape and ya.shape == yb.shape, (xa.shape, xb.shape, ya.shape, yb.shape)
     if args.seconds * LABEL_HZ % label_seq == 0:  # no clip tails, so the same sequences
