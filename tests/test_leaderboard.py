@@ -275,3 +275,16 @@ def test_an_ablation_table_names_the_config_keys_that_differ():
                                                "model.loss.audio_text: 0.1 (row 1); 0.0 (row 2)"]
     # seeds and threads are not configuration: one model with one config gets no such note
     assert not any("configurations differ" in n for n in build_tables(recs[:2])[0].notes)
+
+
+def test_committed_leaderboards_are_what_the_committed_records_give():
+    """leaderboards/leaderboard.{md,csv} are generated, never typed: regenerating them from the
+    committed records must give the committed files byte for byte."""
+    from pathlib import Path
+
+    from seldbench.results.leaderboard import compare
+
+    root = Path(__file__).resolve().parent.parent / "leaderboards"
+    for fmt in ("md", "csv"):
+        text, _ = compare(root / "runs", fmt=fmt)
+        assert text == (root / f"leaderboard.{fmt}").read_text(encoding="utf-8"), fmt
