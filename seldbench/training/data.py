@@ -97,11 +97,11 @@ class ChunkDataset(Dataset):
         self.x = torch.zeros(len(stems), C, longest * per, F)
         tshape = data.targets[stems[0]].shape[1:]
         self.y = torch.zeros((len(stems), longest, *tshape))
-        names = sorted(data.side_of(stems[0]))
         first = data.side_of(stems[0])  # streams keep their dtype (float16 tokens, uint8 frames)
-        self.side = {name: torch.zeros((len(stems), longest, *first[name].shape[1:]),
-                                       dtype=torch.from_numpy(np.zeros(0, first[name].dtype)).dtype)
-                     for name in names}
+        names = sorted(first)
+        self.side = {name: torch.from_numpy(
+            np.zeros((len(stems), longest, *first[name].shape[1:]), first[name].dtype))
+            for name in names}
         index = []
         for k, s in enumerate(stems):
             x = torch.from_numpy(data.features[s])
