@@ -69,13 +69,10 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
 
 def _image_encoder(image_cfg: dict):
     """The configured image encoder (its weights checked and loaded) and its token grid."""
-    import math
-
     from seldbench_plugins.crati.encoders import ImageEncoder
 
     enc = ImageEncoder(image_cfg["encoder"], image_cfg["weights"], stage=int(image_cfg["stage"]))
-    h, w = (int(v) for v in image_cfg["input_size"])
-    return enc, (math.ceil(h / enc.reduction), math.ceil(w / enc.reduction))
+    return enc, enc.grid(*image_cfg["input_size"])
 
 
 def _text_dim(text_cfg: dict) -> int:

@@ -17,7 +17,6 @@ Per clip and label frame (100 ms):
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -99,9 +98,7 @@ class ClipEmbedder:
     @property
     def grid(self) -> tuple[int, int]:
         """Token grid (rows, cols) of the image encoder at the configured input size."""
-        h, w = self.size
-        stride = self.image_encoder.reduction
-        return math.ceil(h / stride), math.ceil(w / stride)
+        return self.image_encoder.grid(*self.size)
 
     def text_embeddings(self, clip: ClipFiles, dataset: DatasetSpec, frames: int) -> np.ndarray:
         """``(frames, dim)`` float16 embeddings of the per-frame descriptions."""

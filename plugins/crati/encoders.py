@@ -110,6 +110,10 @@ class ImageEncoder(torch.nn.Module):
         except RuntimeError as exc:
             raise SeldbenchError(f"model.image.weights: {path}: {_one_line(exc)}") from None
 
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """Token grid (rows, cols) of a ``height x width`` frame ('same' padding: ceil)."""
+        return -(-int(height) // self.reduction), -(-int(width) // self.reduction)
+
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
         fmap = self.net.forward_intermediates(x, indices=[self.stage], stop_early=True,
