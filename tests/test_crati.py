@@ -60,6 +60,25 @@ def test_fusion_is_off_where_a_clip_has_no_video(specs, one_torch_thread):
     assert (fused - audio_only).abs().max() > 1e-3
 
 
+def test_video_dropout_masks_whole_training_sequences_only(specs, one_torch_thread):
+    from seldbench_plugins.crati import build
+
+    ds, fs = specs
+    m = build({"video_dropout": 0.5}, ds, fs)
+    seen = []
+    m.fusion.register_forward_hook(lambda mod, args, out: seen.append(args[2].clone()))
+    x, side = torch.randn(16, 7, 250, 64), _side(B=16)
+    torch.manual_seed(0)
+    m.train()(x, **side)
+    kept = seen[-1].amax(1)
+    assert torch.equal(seen[-1], kept[:, None].expand(-1, 50))  # per sequence, not per frame
+    assert 0 < kept.sum() < 16  # some sequences fused without video, some with
+    m.eval()(x, image=side["image"], image_mask=side["image_mask"])
+    assert torch.equal(seen[-1], torch.ones(16, 50))  # never at test time
+    with pytest.raises(SeldbenchError, match="video_dropout"):
+        build({"video_dropout": 1.0}, ds, fs)
+
+
 def test_multi_positive_nce_matches_a_loop():
     from seldbench_plugins.crati.loss import multi_positive_nce
 

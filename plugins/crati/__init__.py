@@ -24,6 +24,7 @@ CONFIG_KEYS: dict[str, Any] = {
     "embed_dim": 256,
     "fusion": True,
     "fusion_heads": 4,
+    "video_dropout": 0.0,
     "contrast_frames": 512,
     "image": {"encoder": "tf_efficientnet_lite0", "weights": None, "stage": 3,
               "input_size": [64, 128], "every": 2, "finetune": False},
@@ -61,10 +62,21 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                  image_encoder=encoder if opts["image"]["finetune"] else None,
                  every=int(opts["image"]["every"]), text_dim=_text_dim(opts["text"]),
                  embed_dim=int(opts["embed_dim"]), fusion=bool(opts["fusion"]),
-                 fusion_heads=int(opts["fusion_heads"]), weights=weights,
+                 fusion_heads=int(opts["fusion_heads"]),
+                 video_dropout=_share(opts["video_dropout"], "video_dropout"), weights=weights,
                  temperature=float(loss["temperature"]),
                  learnable_temperature=bool(loss["learnable_temperature"]),
                  contrast_frames=int(opts["contrast_frames"]))
+
+
+def _share(value, key: str) -> float:
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = -1.0
+    if not 0.0 <= share < 1.0:
+        raise SeldbenchError(f"model.{key}={value!r}: a share in [0, 1)")
+    return share
 
 
 def _image_encoder(image_cfg: dict):

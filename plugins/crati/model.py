@@ -74,7 +74,7 @@ class CRATI(nn.Module):
                  weights: Mapping[str, float], temperature: float = 0.07,
                  learnable_temperature: bool = True, contrast_frames: int = 512,
                  image_encoder: nn.Module | None = None, every: int = 1,
-                 seed: int = 0) -> None:
+                 video_dropout: float = 0.0, seed: int = 0) -> None:
         super().__init__()
         self.trunk = trunk
         self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
@@ -83,6 +83,7 @@ class CRATI(nn.Module):
         self.num_classes = trunk.num_classes
         self.weights = {k: float(v) for k, v in weights.items()}
         self.contrast_frames = int(contrast_frames)
+        self.video_dropout = float(video_dropout)
         d = trunk.gru.hidden_size  # the trunk's embedding width (forward * backward halves)
         with torch.random.fork_rng(devices=[]):  # leave the CRNN's initialisation untouched
             torch.manual_seed(seed + 7919)
@@ -120,8 +121,14 @@ class CRATI(nn.Module):
         h = self.trunk.embed(x)  # (B, T, d): the audio representation
         fused = h
         if self.fusion is not None and image is not None:
-            fused = self.fusion(h, image, image_mask if image_mask is not None
-                                else torch.ones(h.shape[:2], device=h.device))
+            mask = image_mask if image_mask is not None else torch.ones(h.shape[:2],
+                                                                        device=h.device)
+            if self.training and self.video_dropout > 0:
+                # whole sequences without video, so the audio path keeps learning to localise
+                # on its own instead of leaning on the (coarse) image shortcut
+                keep = torch.rand(h.shape[0], 1, device=h.device) >= self.video_dropout
+                mask = mask * keep
+            fused = self.fusion(h, image, mask)
         seld = self.trunk.decode(fused)
         if not self.training:
             return seld
