@@ -8,7 +8,6 @@ import pytest
 from click.testing import CliRunner
 
 from seldbench.cli import main
-from seldbench.errors import SeldbenchError
 
 TINY = ["train.epochs=1", "train.batch_size=4", "train.threads=1", "eval.jackknife=false"]
 
