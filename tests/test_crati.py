@@ -79,6 +79,51 @@ def test_video_dropout_masks_whole_training_sequences_only(specs, one_torch_thre
         build({"video_dropout": 1.0}, ds, fs)
 
 
+def test_grounding_loss_matches_a_loop():
+    from seldbench_plugins.crati.loss import grounding_loss
+
+    g = torch.Generator().manual_seed(3)
+    dirs = torch.nn.functional.normalize(torch.randn(6, 3, generator=g), dim=-1)
+    logits = torch.randn(2, 4, 3, 6, generator=g)
+    y = torch.zeros(2, 4, 6, 4, 3)
+    events = [(0, 0, 0, 0, 2), (0, 0, 1, 0, 5), (0, 1, 3, 2, 1), (1, 2, 0, 1, 4), (1, 3, 4, 1, 4)]
+    for b, t, slot, c, cell in events:  # (batch, frame, slot, class, cell of the source)
+        y[b, t, slot, 0, c] = 1.0
+        y[b, t, slot, 1:4, c] = dirs[cell] + 0.01
+    video = torch.ones(2, 4)
+    video[1, 3] = 0.0  # the last event's frame has no video: left out
+    want = {}
+    for b, t, slot, c, cell in events[:-1]:
+        want.setdefault((b, t, c), set()).add(cell)
+    terms = [-torch.log(logits[b, t, c].softmax(-1)[sorted(cells)].sum())
+             for (b, t, c), cells in want.items()]
+    got = grounding_loss(logits, y, dirs, video)
+    assert torch.allclose(got, torch.stack(terms).mean(), atol=1e-6)
+
+
+def test_class_queries_learn_from_the_grounding_term(specs, one_torch_thread):
+    from seldbench.training.losses import adpit_loss
+    from seldbench_plugins.crati import build, training_loss as loss
+
+    ds, fs = specs
+    torch.manual_seed(0)
+    m = build({"class_queries": True, "loss": {"grounding": 0.1}}, ds, fs).train()
+    x, side = torch.randn(2, 7, 250, 64), _side()
+    y = torch.zeros(2, 50, 6, 4, C)
+    y[:, :25, 0, 0, 1] = 1.0
+    y[:, :25, 0, 1:4, 1] = m.fusion.directions[5]
+    out = m(x, **side)
+    assert out["grounding"].shape == (2, 50, C, 32)
+    total = loss(out, y)
+    assert float(total) > float(adpit_loss(out["seld"], y)) + 0.1
+    total.backward()
+    assert m.fusion.class_queries.grad.abs().sum() > 0
+    m.eval()
+    assert m(x, image=side["image"], image_mask=side["image_mask"]).shape == (2, 50, 3 * 3 * C)
+    with pytest.raises(SeldbenchError, match="grounding needs"):
+        build({"fusion": False, "loss": {"grounding": 0.1}}, ds, fs)
+
+
 def test_multi_positive_nce_matches_a_loop():
     from seldbench_plugins.crati.loss import multi_positive_nce
 

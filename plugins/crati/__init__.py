@@ -25,11 +25,13 @@ CONFIG_KEYS: dict[str, Any] = {
     "fusion": True,
     "fusion_heads": 4,
     "video_dropout": 0.0,
+    "class_queries": False,
     "contrast_frames": 512,
     "image": {"encoder": "tf_efficientnet_lite0", "weights": None, "stage": 3,
               "input_size": [64, 128], "every": 2, "finetune": False},
     "text": {"encoder": None, "seed": 0},
     "loss": {"seld": 1.0, "audio_text": 0.01, "audio_image": 0.01, "align": 0.01,
+             "grounding": 0.0,
              "temperature": 0.07, "learnable_temperature": True},
 }
 
@@ -57,13 +59,16 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
     trunk = build_crnn(trunk_cfg, dataset, feature)  # first: same init as a CRNN of this seed
     encoder, grid = _image_encoder(opts["image"])
     loss = opts["loss"]
-    weights = {k: loss[k] for k in ("seld", "audio_text", "audio_image", "align")}
+    weights = {k: loss[k] for k in ("seld", "audio_text", "audio_image", "align", "grounding")}
+    if weights["grounding"] and not (opts["fusion"] and opts["class_queries"]):
+        raise SeldbenchError("model.loss.grounding needs model.fusion and model.class_queries")
     return CRATI(trunk, image_dim=encoder.channels, grid=grid,
                  image_encoder=encoder if opts["image"]["finetune"] else None,
                  every=int(opts["image"]["every"]), text_dim=_text_dim(opts["text"]),
                  embed_dim=int(opts["embed_dim"]), fusion=bool(opts["fusion"]),
                  fusion_heads=int(opts["fusion_heads"]),
-                 video_dropout=_share(opts["video_dropout"], "video_dropout"), weights=weights,
+                 video_dropout=_share(opts["video_dropout"], "video_dropout"),
+                 class_queries=bool(opts["class_queries"]), weights=weights,
                  temperature=float(loss["temperature"]),
                  learnable_temperature=bool(loss["learnable_temperature"]),
                  contrast_frames=int(opts["contrast_frames"]))

@@ -6,7 +6,11 @@
   embeddings of the same frames across the batch; frames whose sets of active classes are equal
   are all positives of each other (so the many frames of the same class do not push apart);
 - ``L_align``: ``1 - cos(audio, normalise(image + text))`` over frames with both (or the one
-  present): pulls the three modalities to one point beyond the pairwise terms.
+  present): pulls the three modalities to one point beyond the pairwise terms;
+- ``L_ground`` (with class queries, weight ``grounding``): for each active class of a frame with
+  video, ``-log`` of the attention its query gives to the grid cells holding that class's
+  annotated sources (the cell nearest each target direction): the image branch learns where
+  each class's object is.
 
 At most ``contrast_frames`` frames per term (a random subset from the torch RNG, so
 reproducible under the trainer's seeding) enter the similarity matrices.
@@ -35,6 +39,25 @@ def multi_positive_nce(a: Tensor, b: Tensor, positive: Tensor, scale: Tensor) ->
     return 0.5 * (ab.mean() + ba.mean())
 
 
+def grounding_loss(logits: Tensor, target: Tensor, directions: Tensor, video_mask: Tensor
+                   ) -> Tensor:
+    """Multi-positive cross-entropy of class-query attention ``logits`` ``(B, T, C, cells)``
+    against the cells of each active class's sources in the ADPIT ``target``
+    ``(B, T, 6, V + 1, C)``; ``directions`` ``(cells, 3)`` unit vectors; frames with
+    ``video_mask`` 0 and inactive classes are left out."""
+    C = logits.shape[2]
+    active = target[:, :, :ADPIT_SLOTS, 0, :C] > 0.5  # (B, T, 6, C)
+    xyz = target[:, :, :ADPIT_SLOTS, 1:4, :C].transpose(-1, -2)  # (B, T, 6, C, 3)
+    cell = (xyz @ directions.T).argmax(-1)  # (B, T, 6, C): nearest cell centre
+    hit = F.one_hot(cell, directions.shape[0]).bool() & active[..., None]
+    positive = hit.any(2)  # (B, T, C, cells)
+    valid = positive.any(-1) & (video_mask[..., None] > 0.5)
+    if not valid.any():
+        return logits.sum() * 0.0
+    logp = F.log_softmax(logits.float(), -1).masked_fill(~positive, float("-inf"))
+    return -torch.logsumexp(logp, -1)[valid].mean()
+
+
 def _pick(mask: Tensor, limit: int) -> Tensor:
     idx = mask.nonzero().squeeze(1)
     if len(idx) > limit:
@@ -50,6 +73,9 @@ def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
     w = output["weights"]
     seld = output["seld"]
     loss = w.get("seld", 1.0) * adpit_loss(seld, target, with_distance=output["with_distance"])
+    if "grounding" in output:
+        loss = loss + w["grounding"] * grounding_loss(output["grounding"], target,
+                                                      output["directions"], output["video_mask"])
     if "audio" not in output:
         return loss
     C = target.shape[-1]

@@ -41,7 +41,7 @@ class ImageFusion(nn.Module):
     """
 
     def __init__(self, d_audio: int, d_image: int, grid: tuple[int, int], heads: int = 4,
-                 dropout: float = 0.05) -> None:
+                 dropout: float = 0.05, classes: int = 0, slot_dim: int = 8) -> None:
         super().__init__()
         azel = np.radians(grid_directions(*grid))
         xyz = np.stack([np.cos(azel[:, 1]) * np.cos(azel[:, 0]),
@@ -54,14 +54,37 @@ class ImageFusion(nn.Module):
         self.out = nn.Linear(d_audio, d_audio)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.classes = int(classes)
+        if self.classes:  # one learned query per class, independent of the audio
+            self.class_queries = nn.Parameter(torch.randn(self.classes, d_audio) * d_audio ** -0.5)
+            self.class_key = nn.Linear(d_audio, d_audio)
+            self.class_value = nn.Linear(d_audio, slot_dim)
+            self.class_out = nn.Linear(self.classes * (slot_dim + 4), d_audio)
+            nn.init.zeros_(self.class_out.weight)
+            nn.init.zeros_(self.class_out.bias)
 
-    def forward(self, h: Tensor, image: Tensor, image_mask: Tensor) -> Tensor:
+    def forward(self, h: Tensor, image: Tensor, image_mask: Tensor
+                ) -> tuple[Tensor, Tensor | None]:
+        """``h`` ``(B, T, d)`` fused with the tokens; and, with class queries, their attention
+        logits over the cells ``(B, T, classes, tokens)`` (for the grounding loss)."""
         B, T, D = h.shape
         tokens = image.float().reshape(B * T, image.shape[2], image.shape[3])
         kv = self.norm(self.kv(tokens) + self.where(self.directions))
         q = h.reshape(B * T, 1, D)
         att, _ = self.attn(q, kv, kv, need_weights=False)
-        return h + self.out(att.reshape(B, T, D)) * image_mask.float().unsqueeze(-1)
+        add = self.out(att.reshape(B, T, D))
+        logits = None
+        if self.classes:
+            # per class: where its object is (attention-weighted cell directions), what is
+            # there (a small value) and how strongly it matches (the best logit)
+            logits = self.class_key(kv) @ self.class_queries.T / math.sqrt(D)  # (BT, N, C)
+            logits = logits.transpose(1, 2)  # (BT, C, N)
+            a = logits.softmax(-1)
+            slots = torch.cat([a @ self.class_value(kv), a @ self.directions,
+                               logits.amax(-1, keepdim=True)], -1)  # (BT, C, slot + 4)
+            add = add + self.class_out(slots.reshape(B, T, -1))
+            logits = logits.reshape(B, T, self.classes, -1)
+        return h + add * image_mask.float().unsqueeze(-1), logits
 
 
 class CRATI(nn.Module):
@@ -74,7 +97,8 @@ class CRATI(nn.Module):
                  weights: Mapping[str, float], temperature: float = 0.07,
                  learnable_temperature: bool = True, contrast_frames: int = 512,
                  image_encoder: nn.Module | None = None, every: int = 1,
-                 video_dropout: float = 0.0, seed: int = 0) -> None:
+                 video_dropout: float = 0.0, class_queries: bool = False,
+                 seed: int = 0) -> None:
         super().__init__()
         self.trunk = trunk
         self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
@@ -87,7 +111,9 @@ class CRATI(nn.Module):
         d = trunk.gru.hidden_size  # the trunk's embedding width (forward * backward halves)
         with torch.random.fork_rng(devices=[]):  # leave the CRNN's initialisation untouched
             torch.manual_seed(seed + 7919)
-            self.fusion = ImageFusion(d, image_dim, grid, fusion_heads) if fusion else None
+            self.fusion = ImageFusion(d, image_dim, grid, fusion_heads,
+                                      classes=self.num_classes if class_queries else 0) \
+                if fusion else None
             self.audio_proj = _mlp(d, embed_dim)
             self.image_proj = _mlp(image_dim, embed_dim)
             self.text_proj = _mlp(text_dim, embed_dim)
@@ -119,7 +145,7 @@ class CRATI(nn.Module):
         if frames is not None and self.image_encoder is not None:
             image = self.encode_frames(frames)
         h = self.trunk.embed(x)  # (B, T, d): the audio representation
-        fused = h
+        fused, grounding = h, None
         if self.fusion is not None and image is not None:
             mask = image_mask if image_mask is not None else torch.ones(h.shape[:2],
                                                                         device=h.device)
@@ -128,13 +154,18 @@ class CRATI(nn.Module):
                 # on its own instead of leaning on the (coarse) image shortcut
                 keep = torch.rand(h.shape[0], 1, device=h.device) >= self.video_dropout
                 mask = mask * keep
-            fused = self.fusion(h, image, mask)
+            fused, grounding = self.fusion(h, image, mask)
         seld = self.trunk.decode(fused)
         if not self.training:
             return seld
         out = {"seld": seld, "weights": self.weights, "with_distance": self.with_distance,
                "scale": self.logit_scale.exp().clamp(max=100.0),
                "contrast_frames": self.contrast_frames}
+        if grounding is not None and self.weights.get("grounding", 0):
+            out["grounding"] = grounding
+            out["directions"] = self.fusion.directions
+            out["video_mask"] = image_mask if image_mask is not None else \
+                torch.ones(h.shape[:2], device=h.device)
         want = any(self.weights.get(k, 0) for k in ("audio_text", "audio_image", "align"))
         if want:  # embeddings of the pre-fusion audio: the audio representation is shaped
             out["audio"] = nn.functional.normalize(self.audio_proj(h), dim=-1)
