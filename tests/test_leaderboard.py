@@ -288,3 +288,24 @@ def test_committed_leaderboards_are_what_the_committed_records_give():
     for fmt in ("md", "csv"):
         text, _ = compare(root / "runs", fmt=fmt)
         assert text == (root / f"leaderboard.{fmt}").read_text(encoding="utf-8"), fmt
+
+
+def test_classwise_tables_aggregate_per_class_figures_and_keep_the_ranking(records):
+    from seldbench.registry import get_registry
+
+    names = get_registry().get_dataset("synth-mini").classes
+    for rec in records:  # class c of seed s: LE 10 c + s
+        res = rec["results"].get("dcase2023")
+        if res is not None:
+            res["classwise"] = [{"class": c, "F": 0.5, "LE": 10.0 * c + rec["seed"],
+                                 "interval": {"LE": [0.0, 1.0]}} for c in range(len(names))]
+    (t,) = [t for t in build_tables(records, split="test", suite="dcase2023", classwise="LE")]
+    assert t.view == "per class LE" and t.title.endswith("· per class LE")
+    assert t.figures[:3] == ["LE", "SELD", f"LE[{names[0]}]"]  # the suite's order, then classes
+    assert list(t.rows["model"]) == ["B", "A"]  # still ranked by SELD
+    a = t.rows.set_index("model").loc["A"]
+    assert a[f"LE[{names[3]}]"] == pytest.approx(31.0)  # mean of 30, 31, 32
+    assert a[f"LE[{names[3]}]_std"] == pytest.approx(1.0)
+    assert "| 31.0° ± 1.0° |" in to_markdown([t])
+    with pytest.raises(SeldbenchError, match="no per-class 'DOAE' in suite 'dcase2023'.*LE"):
+        build_tables(records, split="test", suite="dcase2023", classwise="DOAE")

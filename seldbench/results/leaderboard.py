@@ -58,10 +58,12 @@ class Table:
     higher_is_better: bool | None
     rows: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    view: str = ""  # e.g. "per class LE" for a class-wise table
 
     @property
     def title(self) -> str:
-        return f"{self.dataset}@{self.dataset_version} · {self.split} · {self.suite}"
+        return (f"{self.dataset}@{self.dataset_version} · {self.split} · {self.suite}"
+                + (f" · {self.view}" if self.view else ""))
 
     @property
     def ranking(self) -> str:
@@ -76,9 +78,13 @@ class Table:
 
 def build_tables(records: Sequence[dict], dataset: str | None = None, suite: str | None = None,
                  split: str | None = None, registry=None, where: str = "run records",
-                 models: Sequence[str] = ()
+                 models: Sequence[str] = (), classwise: str | None = None
                  ) -> list[Table]:
     """Leaderboard tables from validated run records (see :mod:`seldbench.results.records`).
+
+    ``classwise`` (a figure, e.g. ``"LE"``): per-class tables instead, one column
+    ``FIG[class name]`` per class next to the suite's ranking figure and the overall ``FIG``;
+    rows, seeds and ranking as in the overall table.
 
     ``dataset``/``suite``/``split`` keep only matching records and suites; a filter that
     matches nothing raises :class:`SeldbenchError` ``<where>: ...`` listing what exists.
@@ -104,9 +110,45 @@ def build_tables(records: Sequence[dict], dataset: str | None = None, suite: str
             if suite is None or name == suite:
                 key = (rec["dataset"]["name"], rec["dataset"]["version"], rec["split"], name)
                 groups.setdefault(key, []).append(rec)
+    if classwise:
+        groups = {key: [_classwise_record(r, key[3], classwise, registry, where) for r in recs]
+                  for key, recs in groups.items()}
     tables = [_build_table(key, recs, registry, dup_notes)
               for key, recs in sorted(groups.items(), key=lambda kv: kv[0])]
+    for t in tables:
+        t.view = f"per class {classwise}" if classwise else ""
     return tables
+
+
+def _classwise_record(rec: dict, suite: str, fig: str, registry, where: str) -> dict:
+    """``rec`` with ``suite``'s figures replaced by the ranking figure, the overall ``fig`` and
+    ``fig[class]`` per class (intervals alike)."""
+    res = rec["results"][suite]
+    rows = res.get("classwise") or []
+    if not rows or any(fig not in row for row in rows):
+        known = sorted({k for row in rows for k in row if k not in ("class", "interval")})
+        raise SeldbenchError(f"{where}: run {rec['run_id']}: no per-class '{fig}' in suite "
+                             f"'{suite}'" + (f" (per-class figures: {', '.join(known)})"
+                                             if known else ""))
+    try:
+        names = list(registry.get_dataset(rec["dataset"]["name"]).classes)
+    except SeldbenchError:  # a dataset this installation does not know: class numbers
+        names = []
+    try:
+        rank_by = registry.get_metric_suite(suite).rank_by
+    except SeldbenchError:
+        rank_by = None
+    keep = [f for f in dict.fromkeys((rank_by, fig)) if f and f in res["figures"]]
+    figures = {f: res["figures"][f] for f in keep}
+    interval = {f: res["interval"][f] for f in keep if f in res["interval"]}
+    for row in rows:
+        c = int(row["class"])
+        col = f"{fig}[{names[c] if c < len(names) else c}]"
+        figures[col] = row[fig]
+        if fig in row.get("interval", {}):
+            interval[col] = row["interval"][fig]
+    return {**rec, "results": {**rec["results"],
+                               suite: {**res, "figures": figures, "interval": interval}}}
 
 
 def _scored_suites(rec: dict) -> list[str]:
@@ -435,7 +477,8 @@ RENDERERS = {"md": to_markdown, "csv": to_csv, "html": to_html}
 
 def compare(runs: str | os.PathLike | Sequence[str | os.PathLike], dataset: str | None = None,
             suite: str | None = None, split: str | None = "test", fmt: str = "md",
-            models: Sequence[str] = ()) -> tuple[str, list[Table]]:
+            models: Sequence[str] = (), classwise: str | None = None
+            ) -> tuple[str, list[Table]]:
     """``seldbench compare``: load the records under ``runs``, build and render the tables.
 
     No record under ``runs`` raises :class:`SeldbenchError` naming the folder(s).
@@ -455,7 +498,7 @@ def compare(runs: str | os.PathLike | Sequence[str | os.PathLike], dataset: str 
         raise SeldbenchError(f"{where}: no run records ({RECORD_NAME}) found; train with "
                              "`seldbench run` or pass --runs")
     tables = build_tables(records, dataset=dataset, suite=suite, split=split, where=where,
-                          models=models)
+                          models=models, classwise=classwise)
     if not tables:
         raise SeldbenchError(f"{where}: no scored metric suite in the matching run records")
     return RENDERERS[fmt](tables), tables

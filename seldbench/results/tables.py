@@ -8,7 +8,9 @@ PERCENT = {"F", "LR"}
 
 
 def fmt(name: str, value: float | None) -> str:
-    """A figure as a table cell: F/LR in %, angles in degrees, the rest with 3 decimals."""
+    """A figure as a table cell: F/LR in %, angles in degrees, the rest with 3 decimals.
+    A per-class name ``FIG[class]`` is formatted as ``FIG``."""
+    name = name.split("[", 1)[0]
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if name in PERCENT:
