@@ -122,6 +122,12 @@ def test_class_queries_learn_from_the_grounding_term(specs, one_torch_thread):
     assert m(x, image=side["image"], image_mask=side["image_mask"]).shape == (2, 50, 3 * 3 * C)
     with pytest.raises(SeldbenchError, match="grounding needs"):
         build({"fusion": False, "loss": {"grounding": 0.1}}, ds, fs)
+    # narrow token projection (cheap fine grids): same outputs' shapes, fewer parameters
+    narrow = build({"class_queries": True, "token_dim": 16}, ds, fs).eval()
+    assert narrow.fusion.kv.out_features == 16 and narrow.fusion.class_queries.shape == (C, 16)
+    assert sum(p.numel() for p in narrow.fusion.parameters()) < \
+        sum(p.numel() for p in m.fusion.parameters())
+    assert narrow(x, image=side["image"], image_mask=side["image_mask"]).shape == (2, 50, 3 * 3 * C)
 
 
 def test_multi_positive_nce_matches_a_loop():

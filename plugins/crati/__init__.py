@@ -26,6 +26,7 @@ CONFIG_KEYS: dict[str, Any] = {
     "fusion_heads": 4,
     "video_dropout": 0.0,
     "class_queries": False,
+    "token_dim": None,
     "contrast_frames": 512,
     "image": {"encoder": "tf_efficientnet_lite0", "weights": None, "stage": 3,
               "input_size": [64, 128], "every": 2, "finetune": False},
@@ -68,7 +69,8 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                  embed_dim=int(opts["embed_dim"]), fusion=bool(opts["fusion"]),
                  fusion_heads=int(opts["fusion_heads"]),
                  video_dropout=_share(opts["video_dropout"], "video_dropout"),
-                 class_queries=bool(opts["class_queries"]), weights=weights,
+                 class_queries=bool(opts["class_queries"]),
+                 token_dim=int(opts["token_dim"]) if opts["token_dim"] else None, weights=weights,
                  temperature=float(loss["temperature"]),
                  learnable_temperature=bool(loss["learnable_temperature"]),
                  contrast_frames=int(opts["contrast_frames"]))

@@ -41,24 +41,29 @@ class ImageFusion(nn.Module):
     """
 
     def __init__(self, d_audio: int, d_image: int, grid: tuple[int, int], heads: int = 4,
-                 dropout: float = 0.05, classes: int = 0, slot_dim: int = 8) -> None:
+                 dropout: float = 0.05, classes: int = 0, slot_dim: int = 8,
+                 token_dim: int | None = None) -> None:
         super().__init__()
         azel = np.radians(grid_directions(*grid))
         xyz = np.stack([np.cos(azel[:, 1]) * np.cos(azel[:, 0]),
                         np.cos(azel[:, 1]) * np.sin(azel[:, 0]), np.sin(azel[:, 1])], -1)
         self.register_buffer("directions", torch.tensor(xyz, dtype=torch.float32))
-        self.kv = nn.Linear(d_image, d_audio)
-        self.where = nn.Linear(3, d_audio)
-        self.norm = nn.LayerNorm(d_audio)
-        self.attn = nn.MultiheadAttention(d_audio, heads, dropout=dropout, batch_first=True)
+        # tokens are projected to token_dim (default: the audio width); a small one keeps a
+        # fine grid (many tokens per frame) cheap
+        dk = int(token_dim or d_audio)
+        self.kv = nn.Linear(d_image, dk)
+        self.where = nn.Linear(3, dk)
+        self.norm = nn.LayerNorm(dk)
+        self.attn = nn.MultiheadAttention(d_audio, heads, dropout=dropout, batch_first=True,
+                                          kdim=dk, vdim=dk)
         self.out = nn.Linear(d_audio, d_audio)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.classes = int(classes)
         if self.classes:  # one learned query per class, independent of the audio
-            self.class_queries = nn.Parameter(torch.randn(self.classes, d_audio) * d_audio ** -0.5)
-            self.class_key = nn.Linear(d_audio, d_audio)
-            self.class_value = nn.Linear(d_audio, slot_dim)
+            self.class_queries = nn.Parameter(torch.randn(self.classes, dk) * dk ** -0.5)
+            self.class_key = nn.Linear(dk, dk)
+            self.class_value = nn.Linear(dk, slot_dim)
             self.class_out = nn.Linear(self.classes * (slot_dim + 4), d_audio)
             nn.init.zeros_(self.class_out.weight)
             nn.init.zeros_(self.class_out.bias)
@@ -77,7 +82,7 @@ class ImageFusion(nn.Module):
         if self.classes:
             # per class: where its object is (attention-weighted cell directions), what is
             # there (a small value) and how strongly it matches (the best logit)
-            logits = self.class_key(kv) @ self.class_queries.T / math.sqrt(D)  # (BT, N, C)
+            logits = self.class_key(kv) @ self.class_queries.T / math.sqrt(kv.shape[-1])
             logits = logits.transpose(1, 2)  # (BT, C, N)
             a = logits.softmax(-1)
             slots = torch.cat([a @ self.class_value(kv), a @ self.directions,
@@ -98,7 +103,7 @@ class CRATI(nn.Module):
                  learnable_temperature: bool = True, contrast_frames: int = 512,
                  image_encoder: nn.Module | None = None, every: int = 1,
                  video_dropout: float = 0.0, class_queries: bool = False,
-                 seed: int = 0) -> None:
+                 token_dim: int | None = None, seed: int = 0) -> None:
         super().__init__()
         self.trunk = trunk
         self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
@@ -112,7 +117,8 @@ class CRATI(nn.Module):
         with torch.random.fork_rng(devices=[]):  # leave the CRNN's initialisation untouched
             torch.manual_seed(seed + 7919)
             self.fusion = ImageFusion(d, image_dim, grid, fusion_heads,
-                                      classes=self.num_classes if class_queries else 0) \
+                                      classes=self.num_classes if class_queries else 0,
+                                      token_dim=token_dim) \
                 if fusion else None
             self.audio_proj = _mlp(d, embed_dim)
             self.image_proj = _mlp(image_dim, embed_dim)
