@@ -123,11 +123,20 @@ def test_class_queries_learn_from_the_grounding_term(specs, one_torch_thread):
     with pytest.raises(SeldbenchError, match="grounding needs"):
         build({"fusion": False, "loss": {"grounding": 0.1}}, ds, fs)
     # narrow token projection (cheap fine grids): same outputs' shapes, fewer parameters
-    narrow = build({"class_queries": True, "token_dim": 16}, ds, fs).eval()
+    narrow = build({"class_queries": True, "token_dim": 16, "slot_kernel": 5}, ds, fs).eval()
     assert narrow.fusion.kv.out_features == 16 and narrow.fusion.class_queries.shape == (C, 16)
     assert sum(p.numel() for p in narrow.fusion.parameters()) < \
         sum(p.numel() for p in m.fusion.parameters())
-    assert narrow(x, image=side["image"], image_mask=side["image_mask"]).shape == (2, 50, 3 * 3 * C)
+    torch.nn.init.normal_(narrow.fusion.class_out.weight)  # zero at init
+    out = narrow(x, image=side["image"], image_mask=side["image_mask"])
+    assert out.shape == (2, 50, 3 * 3 * C)
+    # the temporal kernel: frame 10's output depends on the tokens of frames 8-12 only
+    moved = {k: v.clone() for k, v in side.items()}
+    moved["image"][:, 13] = moved["image"][:, 13] + 1
+    diff = (narrow(x, image=moved["image"], image_mask=side["image_mask"]) - out).abs().amax((0, 2))
+    assert diff[11] > 0 and diff[10] == 0 and diff[16] == 0
+    with pytest.raises(SeldbenchError, match="slot_kernel=4"):
+        build({"class_queries": True, "slot_kernel": 4}, ds, fs)
 
 
 def test_multi_positive_nce_matches_a_loop():

@@ -27,6 +27,7 @@ CONFIG_KEYS: dict[str, Any] = {
     "video_dropout": 0.0,
     "class_queries": False,
     "token_dim": None,
+    "slot_kernel": 1,
     "contrast_frames": 512,
     "image": {"encoder": "tf_efficientnet_lite0", "weights": None, "stage": 3,
               "input_size": [64, 128], "every": 2, "finetune": False},
@@ -70,7 +71,8 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                  fusion_heads=int(opts["fusion_heads"]),
                  video_dropout=_share(opts["video_dropout"], "video_dropout"),
                  class_queries=bool(opts["class_queries"]),
-                 token_dim=int(opts["token_dim"]) if opts["token_dim"] else None, weights=weights,
+                 token_dim=int(opts["token_dim"]) if opts["token_dim"] else None,
+                 slot_kernel=_odd(opts["slot_kernel"], "slot_kernel"), weights=weights,
                  temperature=float(loss["temperature"]),
                  learnable_temperature=bool(loss["learnable_temperature"]),
                  contrast_frames=int(opts["contrast_frames"]))
@@ -84,6 +86,12 @@ def _share(value, key: str) -> float:
     if not 0.0 <= share < 1.0:
         raise SeldbenchError(f"model.{key}={value!r}: a share in [0, 1)")
     return share
+
+
+def _odd(value, key: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value % 2 == 0:
+        raise SeldbenchError(f"model.{key}={value!r}: an odd number of frames (1, 3, 5, ...)")
+    return value
 
 
 def _image_encoder(image_cfg: dict):

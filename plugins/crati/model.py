@@ -42,7 +42,7 @@ class ImageFusion(nn.Module):
 
     def __init__(self, d_audio: int, d_image: int, grid: tuple[int, int], heads: int = 4,
                  dropout: float = 0.05, classes: int = 0, slot_dim: int = 8,
-                 token_dim: int | None = None) -> None:
+                 token_dim: int | None = None, slot_kernel: int = 1) -> None:
         super().__init__()
         azel = np.radians(grid_directions(*grid))
         xyz = np.stack([np.cos(azel[:, 1]) * np.cos(azel[:, 0]),
@@ -54,9 +54,10 @@ class ImageFusion(nn.Module):
         self.kv = nn.Linear(d_image, dk)
         self.where = nn.Linear(3, dk)
         self.norm = nn.LayerNorm(dk)
-        self.attn = nn.MultiheadAttention(d_audio, heads, dropout=dropout, batch_first=True,
-                                          kdim=dk, vdim=dk)
-        self.out = nn.Linear(d_audio, d_audio)
+        # attention runs at the token width: the audio query is projected down to it
+        self.query = nn.Linear(d_audio, dk) if dk != d_audio else nn.Identity()
+        self.attn = nn.MultiheadAttention(dk, heads, dropout=dropout, batch_first=True)
+        self.out = nn.Linear(dk, d_audio)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.classes = int(classes)
@@ -64,7 +65,11 @@ class ImageFusion(nn.Module):
             self.class_queries = nn.Parameter(torch.randn(self.classes, dk) * dk ** -0.5)
             self.class_key = nn.Linear(dk, dk)
             self.class_value = nn.Linear(dk, slot_dim)
-            self.class_out = nn.Linear(self.classes * (slot_dim + 4), d_audio)
+            n_in = self.classes * (slot_dim + 4)
+            # slot_kernel > 1: a temporal convolution (frames) that pools the per-frame visual
+            # evidence of an object that stays in view for the whole event
+            self.class_out = nn.Linear(n_in, d_audio) if slot_kernel <= 1 else \
+                nn.Conv1d(n_in, d_audio, int(slot_kernel), padding=int(slot_kernel) // 2)
             nn.init.zeros_(self.class_out.weight)
             nn.init.zeros_(self.class_out.bias)
 
@@ -75,9 +80,9 @@ class ImageFusion(nn.Module):
         B, T, D = h.shape
         tokens = image.float().reshape(B * T, image.shape[2], image.shape[3])
         kv = self.norm(self.kv(tokens) + self.where(self.directions))
-        q = h.reshape(B * T, 1, D)
+        q = self.query(h).reshape(B * T, 1, kv.shape[-1])
         att, _ = self.attn(q, kv, kv, need_weights=False)
-        add = self.out(att.reshape(B, T, D))
+        add = self.out(att.reshape(B, T, -1))
         logits = None
         if self.classes:
             # per class: where its object is (attention-weighted cell directions), what is
@@ -87,7 +92,11 @@ class ImageFusion(nn.Module):
             a = logits.softmax(-1)
             slots = torch.cat([a @ self.class_value(kv), a @ self.directions,
                                logits.amax(-1, keepdim=True)], -1)  # (BT, C, slot + 4)
-            add = add + self.class_out(slots.reshape(B, T, -1))
+            slots = slots.reshape(B, T, -1)
+            if isinstance(self.class_out, nn.Conv1d):
+                add = add + self.class_out(slots.transpose(1, 2)).transpose(1, 2)
+            else:
+                add = add + self.class_out(slots)
             logits = logits.reshape(B, T, self.classes, -1)
         return h + add * image_mask.float().unsqueeze(-1), logits
 
@@ -103,7 +112,7 @@ class CRATI(nn.Module):
                  learnable_temperature: bool = True, contrast_frames: int = 512,
                  image_encoder: nn.Module | None = None, every: int = 1,
                  video_dropout: float = 0.0, class_queries: bool = False,
-                 token_dim: int | None = None, seed: int = 0) -> None:
+                 token_dim: int | None = None, slot_kernel: int = 1, seed: int = 0) -> None:
         super().__init__()
         self.trunk = trunk
         self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
@@ -118,7 +127,7 @@ class CRATI(nn.Module):
             torch.manual_seed(seed + 7919)
             self.fusion = ImageFusion(d, image_dim, grid, fusion_heads,
                                       classes=self.num_classes if class_queries else 0,
-                                      token_dim=token_dim) \
+                                      token_dim=token_dim, slot_kernel=slot_kernel) \
                 if fusion else None
             self.audio_proj = _mlp(d, embed_dim)
             self.image_proj = _mlp(image_dim, embed_dim)
