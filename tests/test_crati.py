@@ -1,4 +1,5 @@
 """CRATI: CRNN equivalence, fusion masking, contrastive loss, offline encoders, end to end."""
+import math
 import os
 from pathlib import Path
 
@@ -137,6 +138,22 @@ def test_class_queries_learn_from_the_grounding_term(specs, one_torch_thread):
     assert diff[11] > 0 and diff[10] == 0 and diff[16] == 0
     with pytest.raises(SeldbenchError, match="slot_kernel=4"):
         build({"class_queries": True, "slot_kernel": 4}, ds, fs)
+
+
+def test_positive_sectors_make_direction_part_of_a_positive():
+    from seldbench_plugins.crati.loss import frame_keys
+
+    y = torch.zeros(1, 3, 6, 4, C)
+    for t, az in enumerate((10.0, 100.0, 30.0)):  # class 1 in frames 0-2 at these azimuths
+        y[0, t, 0, 0, 1] = 1.0
+        y[0, t, 0, 1, 1] = math.cos(math.radians(az))
+        y[0, t, 0, 2, 1] = math.sin(math.radians(az))
+    same = frame_keys(y, C)  # class sets: all three frames are positives
+    assert torch.equal(same[0, 0], same[0, 1]) and torch.equal(same[0, 0], same[0, 2])
+    keys = frame_keys(y, C, sectors=8)  # 45-deg sectors: 10 and 30 share one, 100 does not
+    assert keys.shape == (1, 3, C, 8)
+    assert torch.equal(keys[0, 0], keys[0, 2]) and not torch.equal(keys[0, 0], keys[0, 1])
+    assert keys[0, 0, 1].sum() == 1 and keys[0, 0, 0].sum() == 0
 
 
 def test_multi_positive_nce_matches_a_loop():

@@ -33,7 +33,7 @@ CONFIG_KEYS: dict[str, Any] = {
               "input_size": [64, 128], "every": 2, "finetune": False},
     "text": {"encoder": None, "seed": 0},
     "loss": {"seld": 1.0, "audio_text": 0.01, "audio_image": 0.01, "align": 0.01,
-             "grounding": 0.0,
+             "grounding": 0.0, "positive_sectors": 0,
              "temperature": 0.07, "learnable_temperature": True},
 }
 
@@ -72,7 +72,8 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                  video_dropout=_share(opts["video_dropout"], "video_dropout"),
                  class_queries=bool(opts["class_queries"]),
                  token_dim=int(opts["token_dim"]) if opts["token_dim"] else None,
-                 slot_kernel=_odd(opts["slot_kernel"], "slot_kernel"), weights=weights,
+                 slot_kernel=_odd(opts["slot_kernel"], "slot_kernel"),
+                 positive_sectors=int(loss["positive_sectors"]), weights=weights,
                  temperature=float(loss["temperature"]),
                  learnable_temperature=bool(loss["learnable_temperature"]),
                  contrast_frames=int(opts["contrast_frames"]))

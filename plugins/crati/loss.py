@@ -5,6 +5,8 @@
 - ``L_at`` / ``L_ai``: symmetric multi-positive InfoNCE between audio and text / image
   embeddings of the same frames across the batch; frames whose sets of active classes are equal
   are all positives of each other (so the many frames of the same class do not push apart);
+  with ``positive_sectors`` n > 0, the azimuth sector (360/n degrees) of each active class must
+  be equal too, so the embedding keeps where the sources are, not only what they are;
 - ``L_align``: ``1 - cos(audio, normalise(image + text))`` over frames with both (or the one
   present): pulls the three modalities to one point beyond the pairwise terms;
 - ``L_ground`` (with class queries, weight ``grounding``): for each active class of a frame with
@@ -27,6 +29,20 @@ from seldbench.training.losses import ADPIT_SLOTS, adpit_loss
 def class_sets(target: Tensor, num_classes: int) -> Tensor:
     """Active classes per frame from an ADPIT target ``(B, T, 6, V + 1, C)`` -> ``(B, T, C)``."""
     return (target[:, :, :ADPIT_SLOTS, 0, :num_classes] > 0.5).any(2)
+
+
+def frame_keys(target: Tensor, num_classes: int, sectors: int = 0) -> Tensor:
+    """What makes two frames positives: ``(B, T, C)`` active classes (``sectors`` 0), or
+    ``(B, T, C, sectors)`` the azimuth sectors holding each class's sources, from an ADPIT
+    target ``(B, T, 6, V + 1, C)``."""
+    if not sectors:
+        return class_sets(target, num_classes)
+    active = target[:, :, :ADPIT_SLOTS, 0, :num_classes] > 0.5  # (B, T, 6, C)
+    x, y = target[:, :, :ADPIT_SLOTS, 1, :num_classes], target[:, :, :ADPIT_SLOTS, 2, :num_classes]
+    az = torch.atan2(y, x)  # radians, (-pi, pi]
+    sector = ((az + torch.pi) / (2 * torch.pi) * sectors).long().clamp(0, sectors - 1)
+    hit = F.one_hot(sector, sectors).bool() & active[..., None]
+    return hit.any(2)
 
 
 def multi_positive_nce(a: Tensor, b: Tensor, positive: Tensor, scale: Tensor) -> Tensor:
@@ -79,7 +95,7 @@ def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
     if "audio" not in output:
         return loss
     C = target.shape[-1]
-    sets = class_sets(target, C).flatten(0, 1)  # (B*T, C)
+    sets = frame_keys(target, C, int(output.get("positive_sectors", 0))).flatten(0, 1).flatten(1)
     audio = output["audio"].flatten(0, 1).float()
     scale = output["scale"]
     others = {}
@@ -91,7 +107,7 @@ def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
         if w.get(key, 0) and mask.any():
             idx = _pick(mask, int(output.get("contrast_frames", contrast_frames)))
             s = sets[idx]
-            positive = (s[:, None, :] == s[None, :, :]).all(-1)
+            positive = (s[:, None, :] == s[None, :, :]).all(-1)  # equal keys: positives
             loss = loss + w[key] * multi_positive_nce(audio[idx], emb[idx], positive, scale)
     if w.get("align", 0) and others:
         total = torch.zeros_like(audio)

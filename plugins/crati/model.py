@@ -112,7 +112,8 @@ class CRATI(nn.Module):
                  learnable_temperature: bool = True, contrast_frames: int = 512,
                  image_encoder: nn.Module | None = None, every: int = 1,
                  video_dropout: float = 0.0, class_queries: bool = False,
-                 token_dim: int | None = None, slot_kernel: int = 1, seed: int = 0) -> None:
+                 token_dim: int | None = None, slot_kernel: int = 1,
+                 positive_sectors: int = 0, seed: int = 0) -> None:
         super().__init__()
         self.trunk = trunk
         self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
@@ -122,6 +123,7 @@ class CRATI(nn.Module):
         self.weights = {k: float(v) for k, v in weights.items()}
         self.contrast_frames = int(contrast_frames)
         self.video_dropout = float(video_dropout)
+        self.positive_sectors = int(positive_sectors)
         d = trunk.gru.hidden_size  # the trunk's embedding width (forward * backward halves)
         with torch.random.fork_rng(devices=[]):  # leave the CRNN's initialisation untouched
             torch.manual_seed(seed + 7919)
@@ -175,7 +177,8 @@ class CRATI(nn.Module):
             return seld
         out = {"seld": seld, "weights": self.weights, "with_distance": self.with_distance,
                "scale": self.logit_scale.exp().clamp(max=100.0),
-               "contrast_frames": self.contrast_frames}
+               "contrast_frames": self.contrast_frames,
+               "positive_sectors": self.positive_sectors}
         if grounding is not None and self.weights.get("grounding", 0):
             out["grounding"] = grounding
             out["directions"] = self.fusion.directions
