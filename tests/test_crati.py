@@ -156,6 +156,33 @@ def test_positive_sectors_make_direction_part_of_a_positive():
     assert keys[0, 0, 1].sum() == 1 and keys[0, 0, 0].sum() == 0
 
 
+def test_visual_presence_detector_is_trained_on_frames_with_video(specs, one_torch_thread):
+    from seldbench_plugins.crati import build, training_loss as loss
+
+    ds, fs = specs
+    torch.manual_seed(0)
+    m = build({"class_queries": True, "presence": True, "loss": {"presence": 1.0}}, ds, fs)
+    m.train()
+    x, side = torch.randn(2, 7, 250, 64), _side()
+    y = torch.zeros(2, 50, 6, 4, C)
+    y[:, :25, 0, 0, 1] = 1.0
+    out = m(x, **side)
+    assert out["presence"].shape == (2, 50, C)
+    logits = out["presence"].detach()
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, (y[:, :, 0, 0] > 0.5).float())
+    base = loss({**out, "presence": logits, "weights": {**out["weights"], "presence": 0.0}}, y)
+    assert torch.allclose(loss(out, y) - base, want, atol=1e-5)
+    side["image_mask"][:] = 0.0  # no video anywhere: no presence term
+    out = m(x, **side)
+    assert torch.allclose(loss(out, y), loss({**out, "weights": {**out["weights"],
+                                                                 "presence": 0.0}}, y))
+    loss(m(x, **_side()), y).backward()
+    assert m.fusion.presence.weight.grad.abs().sum() > 0
+    with pytest.raises(SeldbenchError, match="presence needs"):
+        build({"class_queries": True, "loss": {"presence": 1.0}}, ds, fs)
+
+
 def test_multi_positive_nce_matches_a_loop():
     from seldbench_plugins.crati.loss import multi_positive_nce
 

@@ -28,12 +28,13 @@ CONFIG_KEYS: dict[str, Any] = {
     "class_queries": False,
     "token_dim": None,
     "slot_kernel": 1,
+    "presence": False,
     "contrast_frames": 512,
     "image": {"encoder": "tf_efficientnet_lite0", "weights": None, "stage": 3,
               "input_size": [64, 128], "every": 2, "finetune": False},
     "text": {"encoder": None, "seed": 0},
     "loss": {"seld": 1.0, "audio_text": 0.01, "audio_image": 0.01, "align": 0.01,
-             "grounding": 0.0, "positive_sectors": 0,
+             "grounding": 0.0, "presence": 0.0, "positive_sectors": 0,
              "temperature": 0.07, "learnable_temperature": True},
 }
 
@@ -61,9 +62,13 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
     trunk = build_crnn(trunk_cfg, dataset, feature)  # first: same init as a CRNN of this seed
     encoder, grid = _image_encoder(opts["image"])
     loss = opts["loss"]
-    weights = {k: loss[k] for k in ("seld", "audio_text", "audio_image", "align", "grounding")}
+    weights = {k: loss[k] for k in ("seld", "audio_text", "audio_image", "align", "grounding",
+                                    "presence")}
     if weights["grounding"] and not (opts["fusion"] and opts["class_queries"]):
         raise SeldbenchError("model.loss.grounding needs model.fusion and model.class_queries")
+    if weights["presence"] and not (opts["fusion"] and opts["class_queries"] and opts["presence"]):
+        raise SeldbenchError("model.loss.presence needs model.fusion, model.class_queries and "
+                             "model.presence")
     return CRATI(trunk, image_dim=encoder.channels, grid=grid,
                  image_encoder=encoder if opts["image"]["finetune"] else None,
                  every=int(opts["image"]["every"]), text_dim=_text_dim(opts["text"]),
@@ -73,7 +78,8 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                  class_queries=bool(opts["class_queries"]),
                  token_dim=int(opts["token_dim"]) if opts["token_dim"] else None,
                  slot_kernel=_odd(opts["slot_kernel"], "slot_kernel"),
-                 positive_sectors=int(loss["positive_sectors"]), weights=weights,
+                 positive_sectors=int(loss["positive_sectors"]),
+                 presence=bool(opts["presence"]), weights=weights,
                  temperature=float(loss["temperature"]),
                  learnable_temperature=bool(loss["learnable_temperature"]),
                  contrast_frames=int(opts["contrast_frames"]))

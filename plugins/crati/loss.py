@@ -12,7 +12,10 @@
 - ``L_ground`` (with class queries, weight ``grounding``): for each active class of a frame with
   video, ``-log`` of the attention its query gives to the grid cells holding that class's
   annotated sources (the cell nearest each target direction): the image branch learns where
-  each class's object is.
+  each class's object is;
+- ``L_presence`` (with class queries and ``presence``, weight ``presence``): binary
+  cross-entropy of each class's visual presence logit against whether the class is active,
+  over frames with video: a visual detector whose output the fusion passes on.
 
 At most ``contrast_frames`` frames per term (a random subset from the torch RNG, so
 reproducible under the trainer's seeding) enter the similarity matrices.
@@ -92,6 +95,13 @@ def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
     if "grounding" in output:
         loss = loss + w["grounding"] * grounding_loss(output["grounding"], target,
                                                       output["directions"], output["video_mask"])
+    if "presence" in output:
+        C = output["presence"].shape[-1]
+        active = class_sets(target, C).float()
+        per = F.binary_cross_entropy_with_logits(output["presence"].float(), active,
+                                                 reduction="none").mean(-1)
+        m = (output["video_mask"] > 0.5).float()
+        loss = loss + w["presence"] * (per * m).sum() / m.sum().clamp_min(1.0)
     if "audio" not in output:
         return loss
     C = target.shape[-1]

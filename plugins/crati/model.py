@@ -42,7 +42,8 @@ class ImageFusion(nn.Module):
 
     def __init__(self, d_audio: int, d_image: int, grid: tuple[int, int], heads: int = 4,
                  dropout: float = 0.05, classes: int = 0, slot_dim: int = 8,
-                 token_dim: int | None = None, slot_kernel: int = 1) -> None:
+                 token_dim: int | None = None, slot_kernel: int = 1,
+                 presence: bool = False) -> None:
         super().__init__()
         azel = np.radians(grid_directions(*grid))
         xyz = np.stack([np.cos(azel[:, 1]) * np.cos(azel[:, 0]),
@@ -65,7 +66,12 @@ class ImageFusion(nn.Module):
             self.class_queries = nn.Parameter(torch.randn(self.classes, dk) * dk ** -0.5)
             self.class_key = nn.Linear(dk, dk)
             self.class_value = nn.Linear(dk, slot_dim)
-            n_in = self.classes * (slot_dim + 4)
+            # presence: a visual detector per class (shared weights, own bias) whose logit is
+            # one more slot feature, trained by the presence loss
+            self.presence = nn.Linear(slot_dim + 4, 1) if presence else None
+            if presence:
+                self.presence_bias = nn.Parameter(torch.zeros(self.classes))
+            n_in = self.classes * (slot_dim + 4 + int(presence))
             # slot_kernel > 1: a temporal convolution (frames) that pools the per-frame visual
             # evidence of an object that stays in view for the whole event
             self.class_out = nn.Linear(n_in, d_audio) if slot_kernel <= 1 else \
@@ -75,15 +81,16 @@ class ImageFusion(nn.Module):
 
     def forward(self, h: Tensor, image: Tensor, image_mask: Tensor
                 ) -> tuple[Tensor, Tensor | None]:
-        """``h`` ``(B, T, d)`` fused with the tokens; and, with class queries, their attention
-        logits over the cells ``(B, T, classes, tokens)`` (for the grounding loss)."""
+        """``h`` ``(B, T, d)`` fused with the tokens; with class queries, their attention logits
+        over the cells ``(B, T, classes, tokens)`` (grounding loss), and with presence its logits
+        ``(B, T, classes)`` (presence loss); else None."""
         B, T, D = h.shape
         tokens = image.float().reshape(B * T, image.shape[2], image.shape[3])
         kv = self.norm(self.kv(tokens) + self.where(self.directions))
         q = self.query(h).reshape(B * T, 1, kv.shape[-1])
         att, _ = self.attn(q, kv, kv, need_weights=False)
         add = self.out(att.reshape(B, T, -1))
-        logits = None
+        logits = seen = None
         if self.classes:
             # per class: where its object is (attention-weighted cell directions), what is
             # there (a small value) and how strongly it matches (the best logit)
@@ -92,13 +99,17 @@ class ImageFusion(nn.Module):
             a = logits.softmax(-1)
             slots = torch.cat([a @ self.class_value(kv), a @ self.directions,
                                logits.amax(-1, keepdim=True)], -1)  # (BT, C, slot + 4)
+            if self.presence is not None:
+                seen = self.presence(slots).squeeze(-1) + self.presence_bias  # (BT, C)
+                slots = torch.cat([slots, seen.unsqueeze(-1)], -1)
+                seen = seen.reshape(B, T, self.classes)
             slots = slots.reshape(B, T, -1)
             if isinstance(self.class_out, nn.Conv1d):
                 add = add + self.class_out(slots.transpose(1, 2)).transpose(1, 2)
             else:
                 add = add + self.class_out(slots)
             logits = logits.reshape(B, T, self.classes, -1)
-        return h + add * image_mask.float().unsqueeze(-1), logits
+        return h + add * image_mask.float().unsqueeze(-1), logits, seen
 
 
 class CRATI(nn.Module):
@@ -113,7 +124,7 @@ class CRATI(nn.Module):
                  image_encoder: nn.Module | None = None, every: int = 1,
                  video_dropout: float = 0.0, class_queries: bool = False,
                  token_dim: int | None = None, slot_kernel: int = 1,
-                 positive_sectors: int = 0, seed: int = 0) -> None:
+                 positive_sectors: int = 0, presence: bool = False, seed: int = 0) -> None:
         super().__init__()
         self.trunk = trunk
         self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
@@ -129,7 +140,8 @@ class CRATI(nn.Module):
             torch.manual_seed(seed + 7919)
             self.fusion = ImageFusion(d, image_dim, grid, fusion_heads,
                                       classes=self.num_classes if class_queries else 0,
-                                      token_dim=token_dim, slot_kernel=slot_kernel) \
+                                      token_dim=token_dim, slot_kernel=slot_kernel,
+                                      presence=presence) \
                 if fusion else None
             self.audio_proj = _mlp(d, embed_dim)
             self.image_proj = _mlp(image_dim, embed_dim)
@@ -162,7 +174,7 @@ class CRATI(nn.Module):
         if frames is not None and self.image_encoder is not None:
             image = self.encode_frames(frames)
         h = self.trunk.embed(x)  # (B, T, d): the audio representation
-        fused, grounding = h, None
+        fused, grounding, seen = h, None, None
         if self.fusion is not None and image is not None:
             mask = image_mask if image_mask is not None else torch.ones(h.shape[:2],
                                                                         device=h.device)
@@ -171,7 +183,7 @@ class CRATI(nn.Module):
                 # on its own instead of leaning on the (coarse) image shortcut
                 keep = torch.rand(h.shape[0], 1, device=h.device) >= self.video_dropout
                 mask = mask * keep
-            fused, grounding = self.fusion(h, image, mask)
+            fused, grounding, seen = self.fusion(h, image, mask)
         seld = self.trunk.decode(fused)
         if not self.training:
             return seld
@@ -179,11 +191,13 @@ class CRATI(nn.Module):
                "scale": self.logit_scale.exp().clamp(max=100.0),
                "contrast_frames": self.contrast_frames,
                "positive_sectors": self.positive_sectors}
+        video_mask = image_mask if image_mask is not None else torch.ones(h.shape[:2],
+                                                                          device=h.device)
         if grounding is not None and self.weights.get("grounding", 0):
-            out["grounding"] = grounding
-            out["directions"] = self.fusion.directions
-            out["video_mask"] = image_mask if image_mask is not None else \
-                torch.ones(h.shape[:2], device=h.device)
+            out.update(grounding=grounding, directions=self.fusion.directions,
+                       video_mask=video_mask)
+        if seen is not None and self.weights.get("presence", 0):
+            out.update(presence=seen, video_mask=video_mask)
         want = any(self.weights.get(k, 0) for k in ("audio_text", "audio_image", "align"))
         if want:  # embeddings of the pre-fusion audio: the audio representation is shaped
             out["audio"] = nn.functional.normalize(self.audio_proj(h), dim=-1)
