@@ -287,3 +287,14 @@ def test_einv2_small_runs_end_to_end_on_synth_mini(synth_env, tmp_path):
     last = load_checkpoint(run_dir / "last.pt")
     assert last["scheduler"]["last_epoch"] == 2 and last["scheduler"]["_last_lr"][0] == \
         pytest.approx(3e-5)  # 3e-4 decayed once, after epoch 1
+
+
+def test_cpu_config_is_einv2_at_crnn_scale_on_64_mel_features(registry):
+    cfg = resolve(model_yaml="configs/models/einv2.yaml",
+                  experiment="configs/experiments/einv2-cpu.yaml")
+    assert cfg["features"]["name"] == "foa_logmel_iv"
+    feature = registry.get_feature(cfg["features"]["name"])
+    m = registry.get_model("einv2").build(cfg["model"], DATASET, feature)
+    assert 1.0e6 < params(m) < 1.5e6  # the CRNN has 0.74 M, the published EINV2 85 M
+    x = torch.randn(2, feature.channels, 5 * 50, feature.bins)  # 5 s at 5 frames per label
+    assert m(x).shape == (2, 50, 3 * (13 + 3))
