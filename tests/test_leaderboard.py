@@ -278,8 +278,8 @@ def test_an_ablation_table_names_the_config_keys_that_differ():
 
 
 def test_committed_leaderboards_are_what_the_committed_records_give():
-    """leaderboards/leaderboard.{md,csv} are generated, never typed: regenerating them from the
-    committed records must give the committed files byte for byte."""
+    """leaderboards/leaderboard.{md,csv} and the per-class tables are generated, never typed:
+    regenerating them from the committed records must give the committed files byte for byte."""
     from pathlib import Path
 
     from seldbench.results.leaderboard import compare
@@ -288,6 +288,9 @@ def test_committed_leaderboards_are_what_the_committed_records_give():
     for fmt in ("md", "csv"):
         text, _ = compare(root / "runs", fmt=fmt)
         assert text == (root / f"leaderboard.{fmt}").read_text(encoding="utf-8"), fmt
+    for fig in ("F", "LE"):
+        text, _ = compare(root / "runs", suite="dcase2023", classwise=fig)
+        assert text == (root / f"classwise-{fig}.md").read_text(encoding="utf-8"), fig
 
 
 def test_classwise_tables_aggregate_per_class_figures_and_keep_the_ranking(records):
