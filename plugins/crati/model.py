@@ -80,7 +80,7 @@ class ImageFusion(nn.Module):
             nn.init.zeros_(self.class_out.bias)
 
     def forward(self, h: Tensor, image: Tensor, image_mask: Tensor
-                ) -> tuple[Tensor, Tensor | None]:
+                ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """``h`` ``(B, T, d)`` fused with the tokens; with class queries, their attention logits
         over the cells ``(B, T, classes, tokens)`` (grounding loss), and with presence its logits
         ``(B, T, classes)`` (presence loss); else None."""
@@ -175,9 +175,10 @@ class CRATI(nn.Module):
             image = self.encode_frames(frames)
         h = self.trunk.embed(x)  # (B, T, d): the audio representation
         fused, grounding, seen = h, None, None
+        video_mask = image_mask if image_mask is not None else torch.ones(h.shape[:2],
+                                                                          device=h.device)
         if self.fusion is not None and image is not None:
-            mask = image_mask if image_mask is not None else torch.ones(h.shape[:2],
-                                                                        device=h.device)
+            mask = video_mask
             if self.training and self.video_dropout > 0:
                 # whole sequences without video, so the audio path keeps learning to localise
                 # on its own instead of leaning on the (coarse) image shortcut
@@ -191,8 +192,6 @@ class CRATI(nn.Module):
                "scale": self.logit_scale.exp().clamp(max=100.0),
                "contrast_frames": self.contrast_frames,
                "positive_sectors": self.positive_sectors}
-        video_mask = image_mask if image_mask is not None else torch.ones(h.shape[:2],
-                                                                          device=h.device)
         if grounding is not None and self.weights.get("grounding", 0):
             out.update(grounding=grounding, directions=self.fusion.directions,
                        video_mask=video_mask)
