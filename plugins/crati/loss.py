@@ -29,9 +29,14 @@ from torch.nn import functional as F
 from seldbench.training.losses import ADPIT_SLOTS, adpit_loss
 
 
+def slot_activity(target: Tensor, num_classes: int) -> Tensor:
+    """Which ADPIT slots hold an active source, ``(B, T, 6, V + 1, C)`` -> ``(B, T, 6, C)``."""
+    return target[:, :, :ADPIT_SLOTS, 0, :num_classes] > 0.5
+
+
 def class_sets(target: Tensor, num_classes: int) -> Tensor:
     """Active classes per frame from an ADPIT target ``(B, T, 6, V + 1, C)`` -> ``(B, T, C)``."""
-    return (target[:, :, :ADPIT_SLOTS, 0, :num_classes] > 0.5).any(2)
+    return slot_activity(target, num_classes).any(2)
 
 
 def frame_keys(target: Tensor, num_classes: int, sectors: int = 0) -> Tensor:
@@ -40,7 +45,7 @@ def frame_keys(target: Tensor, num_classes: int, sectors: int = 0) -> Tensor:
     target ``(B, T, 6, V + 1, C)``."""
     if not sectors:
         return class_sets(target, num_classes)
-    active = target[:, :, :ADPIT_SLOTS, 0, :num_classes] > 0.5  # (B, T, 6, C)
+    active = slot_activity(target, num_classes)
     x, y = target[:, :, :ADPIT_SLOTS, 1, :num_classes], target[:, :, :ADPIT_SLOTS, 2, :num_classes]
     az = torch.atan2(y, x)  # radians, (-pi, pi]
     sector = ((az + torch.pi) / (2 * torch.pi) * sectors).long().clamp(0, sectors - 1)
@@ -65,7 +70,7 @@ def grounding_loss(logits: Tensor, target: Tensor, directions: Tensor, video_mas
     ``(B, T, 6, V + 1, C)``; ``directions`` ``(cells, 3)`` unit vectors; frames with
     ``video_mask`` 0 and inactive classes are left out."""
     C = logits.shape[2]
-    active = target[:, :, :ADPIT_SLOTS, 0, :C] > 0.5  # (B, T, 6, C)
+    active = slot_activity(target, C)
     xyz = target[:, :, :ADPIT_SLOTS, 1:4, :C].transpose(-1, -2)  # (B, T, 6, C, 3)
     cell = (xyz @ directions.T).argmax(-1)  # (B, T, 6, C): nearest cell centre
     hit = F.one_hot(cell, directions.shape[0]).bool() & active[..., None]
