@@ -138,6 +138,10 @@ def test_class_queries_learn_from_the_grounding_term(specs, one_torch_thread):
     assert diff[11] > 0 and diff[10] == 0 and diff[16] == 0
     with pytest.raises(SeldbenchError, match="slot_kernel=4"):
         build({"class_queries": True, "slot_kernel": 4}, ds, fs)
+    with pytest.raises(SeldbenchError, match="token_dim='wide'"):
+        build({"token_dim": "wide"}, ds, fs)
+    with pytest.raises(SeldbenchError, match="loss.positive_sectors=-1"):
+        build({"loss": {"positive_sectors": -1}}, ds, fs)
 
 
 def test_positive_sectors_make_direction_part_of_a_positive():

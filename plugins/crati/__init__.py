@@ -76,9 +76,10 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                  fusion_heads=int(opts["fusion_heads"]),
                  video_dropout=_share(opts["video_dropout"], "video_dropout"),
                  class_queries=bool(opts["class_queries"]),
-                 token_dim=int(opts["token_dim"]) if opts["token_dim"] else None,
+                 token_dim=_whole(opts["token_dim"], "token_dim", 1) if opts["token_dim"] is not None
+                 else None,
                  slot_kernel=_odd(opts["slot_kernel"], "slot_kernel"),
-                 positive_sectors=int(loss["positive_sectors"]),
+                 positive_sectors=_whole(loss["positive_sectors"], "loss.positive_sectors", 0),
                  presence=bool(opts["presence"]), weights=weights,
                  temperature=float(loss["temperature"]),
                  learnable_temperature=bool(loss["learnable_temperature"]),
@@ -93,6 +94,12 @@ def _share(value, key: str) -> float:
     if not 0.0 <= share < 1.0:
         raise SeldbenchError(f"model.{key}={value!r}: a share in [0, 1)")
     return share
+
+
+def _whole(value, key: str, least: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise SeldbenchError(f"model.{key}={value!r}: a whole number >= {least}")
+    return value
 
 
 def _odd(value, key: str) -> int:
