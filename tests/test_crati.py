@@ -187,6 +187,46 @@ def test_visual_presence_detector_is_trained_on_frames_with_video(specs, one_tor
         build({"class_queries": True, "loss": {"presence": 1.0}}, ds, fs)
 
 
+def test_visual_residual_adds_the_gated_detector_along_the_attended_direction(specs,
+                                                                              one_torch_thread):
+    from seldbench_plugins.crati import build, training_loss as loss
+
+    ds, fs = specs
+    opts = {"class_queries": True, "presence": True}
+    torch.manual_seed(0)
+    plain = build(opts, ds, fs).eval()
+    torch.manual_seed(0)
+    m = build({**opts, "visual_residual": True}, ds, fs).eval()
+    x, side = torch.randn(2, 7, 250, 64), _side()
+    video = dict(image=side["image"], image_mask=side["image_mask"].clone())
+    video["image_mask"][1, 20:] = 0.0  # the second clip loses its video at frame 20
+    assert torch.equal(m(x, **video), plain(x, **video))  # gain 0 at init: nothing added
+    with torch.no_grad():
+        m.residual[0] = torch.linspace(0.5, 1.5, C)
+        m.residual[:, 4] = torch.tensor([0.75, 2.0, -1.0])  # class 4: gain, scale, shift
+    got = m(x, **video).reshape(2, 50, 3, 3, C)
+    base = plain(x, **video).reshape(2, 50, 3, 3, C)
+    # by hand for class 4: its presence logit and attention from the fusion
+    _, grounding, seen = m.fusion(m.trunk.embed(x), video["image"], video["image_mask"])
+    where = torch.nn.functional.normalize(grounding[:, :, 4].softmax(-1) @ m.fusion.directions,
+                                          dim=-1)  # (B, T, 3)
+    strength = 0.75 * torch.sigmoid(2.0 * seen[:, :, 4] - 1.0) * video["image_mask"]
+    want = base[..., 4] + (strength[..., None] * where)[:, :, None]  # every track
+    assert torch.allclose(got[..., 4], want, atol=1e-5)
+    assert torch.equal(got[1, 20:], base[1, 20:])  # no video: the audio output alone
+    assert (got[0, :, 0, :, 4] - base[0, :, 0, :, 4]).norm(dim=-1).amin() > 0.01
+    # the SELD loss alone trains the detector through this path
+    m.train()
+    y = torch.zeros(2, 50, 6, 4, C)
+    y[:, :25, 0, 0, 4] = 1.0
+    out = m(x, **side)
+    assert "presence" not in out  # no presence loss configured
+    loss(out, y).backward()
+    assert m.fusion.presence.weight.grad.abs().sum() > 0 and m.residual.grad[0].abs().sum() > 0
+    with pytest.raises(SeldbenchError, match="visual_residual needs"):
+        build({"class_queries": True, "visual_residual": True}, ds, fs)
+
+
 def test_multi_positive_nce_matches_a_loop():
     from seldbench_plugins.crati.loss import multi_positive_nce
 

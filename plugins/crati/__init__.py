@@ -29,6 +29,7 @@ CONFIG_KEYS: dict[str, Any] = {
     "token_dim": None,
     "slot_kernel": 1,
     "presence": False,
+    "visual_residual": False,
     "contrast_frames": 512,
     "image": {"encoder": "tf_efficientnet_lite0", "weights": None, "stage": 3,
               "input_size": [64, 128], "every": 2, "finetune": False},
@@ -69,6 +70,10 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
     if weights["presence"] and not (opts["fusion"] and opts["class_queries"] and opts["presence"]):
         raise SeldbenchError("model.loss.presence needs model.fusion, model.class_queries and "
                              "model.presence")
+    if opts["visual_residual"] and not (opts["fusion"] and opts["class_queries"]
+                                        and opts["presence"]):
+        raise SeldbenchError("model.visual_residual needs model.fusion, model.class_queries and "
+                             "model.presence")
     return CRATI(trunk, image_dim=encoder.channels, grid=grid,
                  image_encoder=encoder if opts["image"]["finetune"] else None,
                  every=int(opts["image"]["every"]), text_dim=_text_dim(opts["text"]),
@@ -80,7 +85,8 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                  else None,
                  slot_kernel=_odd(opts["slot_kernel"], "slot_kernel"),
                  positive_sectors=_whole(loss["positive_sectors"], "loss.positive_sectors", 0),
-                 presence=bool(opts["presence"]), weights=weights,
+                 presence=bool(opts["presence"]),
+                 visual_residual=bool(opts["visual_residual"]), weights=weights,
                  temperature=float(loss["temperature"]),
                  learnable_temperature=bool(loss["learnable_temperature"]),
                  contrast_frames=int(opts["contrast_frames"]))

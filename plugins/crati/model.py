@@ -124,7 +124,8 @@ class CRATI(nn.Module):
                  image_encoder: nn.Module | None = None, every: int = 1,
                  video_dropout: float = 0.0, class_queries: bool = False,
                  token_dim: int | None = None, slot_kernel: int = 1,
-                 positive_sectors: int = 0, presence: bool = False, seed: int = 0) -> None:
+                 positive_sectors: int = 0, presence: bool = False,
+                 visual_residual: bool = False, seed: int = 0) -> None:
         super().__init__()
         self.trunk = trunk
         self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
@@ -146,6 +147,15 @@ class CRATI(nn.Module):
             self.audio_proj = _mlp(d, embed_dim)
             self.image_proj = _mlp(image_dim, embed_dim)
             self.text_proj = _mlp(text_dim, embed_dim)
+        if visual_residual:
+            if self.fusion is None or self.fusion.presence is None:
+                raise ValueError("visual_residual needs the fusion's presence detector")
+            # per class: gain (0 at init: the output is unchanged until it is learned), then the
+            # scale and shift that recalibrate the presence logit for the SELD output
+            self.residual = nn.Parameter(torch.tensor([[0.0], [1.0], [0.0]]).repeat(
+                1, self.num_classes))
+        else:
+            self.residual = None
         scale = torch.tensor(math.log(1.0 / float(temperature)))
         if learnable_temperature:
             self.logit_scale = nn.Parameter(scale)
@@ -167,6 +177,25 @@ class CRATI(nn.Module):
         tokens = tokens.reshape(B, picked.shape[1], *tokens.shape[1:])
         return tokens.repeat_interleave(self.every, dim=1)[:, :T]
 
+    def add_visual_evidence(self, seld: Tensor, grounding: Tensor, seen: Tensor, mask: Tensor
+                            ) -> Tensor:
+        """Multi-ACCDOA ``seld`` ``(B, T, 3 * V * C)`` plus, for each class on every track,
+        ``gain * sigmoid(scale * presence + shift)`` times the unit vector of where its query
+        attends (``grounding`` ``(B, T, C, cells)``), on frames with video (``mask`` ``(B, T)``).
+
+        Why: a class the audio misses (sparse impacts, labelled active through the silence
+        between them) stays visible for the whole event; through the fusion and the decoder
+        that evidence did not reach its output, this path takes it there directly."""
+        B, T = seld.shape[:2]
+        C = self.num_classes
+        gain, scale, shift = self.residual
+        strength = gain * torch.sigmoid(scale * seen + shift) * mask.float().unsqueeze(-1)
+        where = nn.functional.normalize(grounding.softmax(-1) @ self.fusion.directions, dim=-1)
+        push = (strength.unsqueeze(-1) * where).transpose(-1, -2)  # (B, T, 3, C): x, y, z rows
+        out = seld.reshape(B, T, 3, -1, C)
+        xyz = out[:, :, :, :3] + push.unsqueeze(2)
+        return torch.cat([xyz, out[:, :, :, 3:]], 3).reshape(B, T, -1)
+
     def forward(self, x: Tensor, image: Tensor | None = None, frames: Tensor | None = None,
                 image_mask: Tensor | None = None, event_cells: Tensor | None = None,
                 event_mask: Tensor | None = None, text: Tensor | None = None,
@@ -186,6 +215,8 @@ class CRATI(nn.Module):
                 mask = mask * keep
             fused, grounding, seen = self.fusion(h, image, mask)
         seld = self.trunk.decode(fused)
+        if self.residual is not None and seen is not None:
+            seld = self.add_visual_evidence(seld, grounding, seen, mask)
         if not self.training:
             return seld
         out = {"seld": seld, "weights": self.weights, "with_distance": self.with_distance,
