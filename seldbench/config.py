@@ -74,7 +74,8 @@ def _unknown(where: str, path: str, base: Mapping) -> SeldbenchError:
 def merge(base: dict, layer: Mapping, source: str, lines: Mapping[str, int] | None = None,
           open_sections: Iterable[str] = ()) -> dict:
     """Return ``base`` updated by ``layer``; keys absent from ``base`` are errors unless they lie
-    under one of ``open_sections`` (top-level names this layer declares)."""
+    under one of ``open_sections`` (top-level names this layer declares) or under a section that
+    is empty in ``base``."""
     lines = lines or {}
     out = copy.deepcopy(base)
     open_sections = set(open_sections)
@@ -91,9 +92,12 @@ def merge(base: dict, layer: Mapping, source: str, lines: Mapping[str, int] | No
             if isinstance(value, Mapping):
                 if key in dst and dst[key] is not None and not isinstance(dst[key], dict):
                     raise SeldbenchError(f"{where}: '{path}' is a value, not a section")
+                # an empty section of the base is open (e.g. CRATI's model.trunk: {}): the
+                # keys it takes belong to another builder, which checks them
+                opened = is_free or dst.get(key) == {}
                 if not isinstance(dst.get(key), dict):
                     dst[key] = {}
-                walk(dst[key], value, path + ".", is_free)
+                walk(dst[key], value, path + ".", opened)
             else:
                 if isinstance(dst.get(key), dict) and dst[key] and not is_free:
                     raise SeldbenchError(f"{where}: '{path}' is a section; set one of its keys")
@@ -138,7 +142,8 @@ def coerce(raw: str, current: Any, path: str) -> Any:
 
 
 def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
-    """Apply ``key.path=value`` strings; the key must exist; values take its type."""
+    """Apply ``key.path=value`` strings; the key must exist; values take its type. An empty
+    section (e.g. CRATI's ``model.trunk``) takes a whole YAML mapping: ``model.trunk={a: 1}``."""
     out = copy.deepcopy(cfg)
     for item in overrides:
         if "=" not in item:
@@ -151,9 +156,16 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
             if not isinstance(node, dict) or part not in node:
                 raise _unknown(f"--set {item}", path, out)
             if i == len(parts) - 1:
-                if isinstance(node[part], dict):
+                if isinstance(node[part], dict) and node[part]:
                     raise SeldbenchError(f"--set {item}: '{path}' is a section; set one of its keys")
-                node[part] = coerce(raw, node[part], path)
+                if isinstance(node[part], dict):  # an empty, open section: a whole mapping
+                    value = coerce(raw, None, path)
+                    if not isinstance(value, dict):
+                        raise SeldbenchError(f"--set {item}: '{path}' is a section; give a "
+                                             f"mapping, e.g. {{key: value}}")
+                    node[part] = value
+                else:
+                    node[part] = coerce(raw, node[part], path)
             else:
                 node = node[part]
     return out

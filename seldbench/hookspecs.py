@@ -51,6 +51,8 @@ def seldbench_register_models() -> list:
     - ``output``: ``"multi_accdoa"`` (3 tracks x 3 axes x classes, track-major, a track active
       when its vector norm > 0.5; 4 values per track with ``with_distance``) or ``"track_wise"``
       (3 tracks x (class logits + x, y, z [+ distance]), track-major; sigmoid, threshold 0.5).
+      A model whose config chooses its output (CRATI's ``backbone``) says so with a module
+      attribute ``output_format``, which then wins, as ``with_distance`` does.
     - ``needs_video`` / ``needs_text``: multimodal inputs (text is a training signal only).
     - ``side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device)``: optional
       per-label-frame streams beside the features, ``{stem: {name: (frames, ...) array}}`` (e.g.

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seldbench.errors import SeldbenchError
+
 #: Model output formats the core knows how to decode and score.
 OUTPUT_FORMATS = ("multi_accdoa", "track_wise")
 #: Audio formats of the DCASE datasets.
@@ -117,6 +119,16 @@ class ModelSpec:
     side_inputs: Callable[..., Any] | None = None  # per-frame inputs beside the features, below
     config: Path | None = None  # the model's default YAML
     description: str = ""
+
+
+def model_output(model: Any, spec: ModelSpec) -> str:
+    """The output format of a built ``model``: its ``output_format`` attribute where its config
+    chooses one (e.g. CRATI's backbone), else ``spec.output``."""
+    fmt = getattr(model, "output_format", spec.output)
+    if fmt not in OUTPUT_FORMATS:
+        raise SeldbenchError(f"model '{spec.name}': output format '{fmt}' (expected one of "
+                             f"{', '.join(OUTPUT_FORMATS)})")
+    return fmt
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Config layers, overrides with type coercion, unknown keys with their location."""
 import pytest
 
-from seldbench.config import CONFIG_DIR, apply_overrides, load_yaml, resolve
+from seldbench.config import CONFIG_DIR, apply_overrides, load_yaml, merge, resolve
 from seldbench.errors import SeldbenchError
 
 
@@ -55,6 +55,21 @@ def test_experiment_cannot_invent_model_keys(tmp_path):
 def test_bad_overrides(override, message):
     with pytest.raises(SeldbenchError, match=message.replace("[", r"\[")):
         apply_overrides(load_yaml(CONFIG_DIR / "defaults.yaml")[0], [override])
+
+
+def test_an_empty_open_section_takes_a_whole_mapping():
+    cfg = {"model": {"trunk": {}, "width": 4}}
+    out = apply_overrides(cfg, ["model.trunk={channels: [8, 16], d_model: 32}"])
+    assert out["model"]["trunk"] == {"channels": [8, 16], "d_model": 32} and cfg["model"]["trunk"] == {}
+    with pytest.raises(SeldbenchError, match="'model.trunk' is a section; give a mapping"):
+        apply_overrides(cfg, ["model.trunk=3"])
+    with pytest.raises(SeldbenchError, match="'model' is a section; set one of its keys"):
+        apply_overrides(cfg, ["model={width: 2}"])  # a section with keys: one key at a time
+    # and in a config file
+    merged = merge(cfg, {"model": {"trunk": {"channels": [8]}}}, "exp.yaml")
+    assert merged["model"]["trunk"] == {"channels": [8]}
+    with pytest.raises(SeldbenchError, match="unknown key 'model.widht'"):
+        merge(cfg, {"model": {"widht": 2}}, "exp.yaml")
 
 
 def test_yaml_is_loaded_safely_and_errors_name_the_line(tmp_path):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from seldbench.errors import SeldbenchError
 from seldbench.metrics.csvio import EventTable, as_layout
+from seldbench.specs import model_output
 
 if TYPE_CHECKING:
     import torch
@@ -150,8 +151,8 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "auto",
     feature.to(dev).eval()
     with_distance = bool(getattr(model, "with_distance", mspec.with_distance))
     chunk = int(round(float(config["train"]["chunk_s"]) / 0.1))
-    predictor = Predictor(mspec.output, len(dspec.classes), chunk, fspec.frames_per_label,
-                          with_distance, dev, config["eval"])
+    predictor = Predictor(model_output(model, mspec), len(dspec.classes), chunk,
+                          fspec.frames_per_label, with_distance, dev, config["eval"])
     return LoadedRun(path, config, record, mspec, dspec, fspec, model, feature, normalizer,
                      predictor, with_distance, dev)
 

@@ -22,6 +22,7 @@ from seldbench.data.roots import resolve_root
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_write_json
 from seldbench.registry import get_registry
+from seldbench.specs import model_output
 
 SPLITS = ("train", "val", "test")
 
@@ -234,7 +235,8 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
 
     model = mspec.build(cfg["model"], dspec, fspec)
     with_distance = bool(getattr(model, "with_distance", mspec.with_distance))
-    data = {s: load_split(s, clips[s], dspec, fspec, cached[s], norm.apply, mspec.output,
+    output = model_output(model, mspec)
+    data = {s: load_split(s, clips[s], dspec, fspec, cached[s], norm.apply, output,
                           with_distance) for s in SPLITS}
     if mspec.side_inputs is not None:  # e.g. cached image/text embeddings (rank 0 first)
         for turn in ((0,) if dist.world < 2 else (0, 1)):
@@ -256,12 +258,12 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
         shuffle=sampler is None, sampler=sampler, generator=gen if sampler is None else None,
         collate_fn=collate_batch, num_workers=int(tr["num_workers"]),
         persistent_workers=int(tr["num_workers"]) > 0, pin_memory=device.type == "cuda")
-    loss_fn = _loss(mspec, with_distance)
+    loss_fn = _loss(mspec, output, with_distance)
 
     # model selection on val with the first suite; test scored with every suite
     suites = cfg["eval"]["suites"]
     sel = reg.get_metric_suite(suites[0])
-    predictor = Predictor(mspec.output, len(dspec.classes), chunk, fspec.frames_per_label,
+    predictor = Predictor(output, len(dspec.classes), chunk, fspec.frames_per_label,
                           with_distance, device, cfg["eval"])
     sel_scorer = sel.build(len(dspec.classes))
     val_refs = [sel_scorer.read_reference(c.metadata) for c in clips["val"]]
@@ -340,18 +342,18 @@ def _peak_memory(device) -> dict:
     return out
 
 
-def _loss(mspec, with_distance: bool):
+def _loss(mspec, output: str, with_distance: bool):
     if mspec.loss is not None:
         return mspec.loss
-    if mspec.output == "multi_accdoa":
+    if output == "multi_accdoa":
         from seldbench.training.losses import adpit_loss
 
         return lambda out, y: adpit_loss(out, y, with_distance=with_distance)
-    if mspec.output == "track_wise":
+    if output == "track_wise":
         from seldbench.training.losses import pit_loss
 
         return lambda out, y: pit_loss(out, y, with_distance=with_distance)
-    raise SeldbenchError(f"model '{mspec.name}': output '{mspec.output}' has no core loss yet; "
+    raise SeldbenchError(f"model '{mspec.name}': output '{output}' has no core loss yet; "
                          "give the ModelSpec a loss")
 
 
