@@ -47,6 +47,73 @@ def test_audio_only_crati_is_the_crnn(specs, one_torch_thread):
     assert set(out) >= {"seld"} and "audio" not in out
 
 
+EIN = {"channels": [8, 16, 16, 32], "d_model": 32, "heads": 4, "conformer_blocks": 1}
+
+
+def test_crati_on_the_einv2_backbone_is_einv2_and_learns_with_its_pit_loss(specs,
+                                                                          one_torch_thread):
+    from seldbench.training.losses import pit_loss
+    from seldbench_plugins.crati import build, training_loss as loss
+    from seldbench_plugins.crati.loss import frame_keys
+    from seldbench_plugins.einv2 import build as build_einv2
+
+    ds, fs = specs
+    torch.manual_seed(3)
+    einv2 = build_einv2(EIN, ds, fs).eval()
+    torch.manual_seed(3)
+    crati = build({**OFF, "backbone": "einv2", "trunk": EIN}, ds, fs).eval()
+    x = torch.randn(2, 7, 250, 64)
+    assert crati.output_format == "track_wise"
+    assert torch.equal(crati(x), einv2(x))
+    # the full model: track-wise targets (class one-hot, x, y, z per track)
+    torch.manual_seed(0)
+    m = build({"backbone": "einv2", "trunk": EIN, "class_queries": True,
+               "loss": {"grounding": 0.1, "positive_sectors": 8}}, ds, fs).train()
+    y = torch.zeros(2, 50, 3, C + 3)
+    y[:, :25, 0, 1] = 1.0
+    y[:, :25, 0, C:] = m.fusion.directions[5]
+    y[:, 10:30, 1, 7] = 1.0
+    y[:, 10:30, 1, C:] = -m.fusion.directions[5]
+    out = m(x, **_side())
+    assert out["seld"].shape == (2, 50, 3 * (C + 3))
+    seld = float(pit_loss(out["seld"].detach(), y))
+    total = loss(out, y)
+    seld_only = {k: float(k == "seld") for k in out["weights"]}
+    assert float(loss({**out, "weights": seld_only}, y)) == pytest.approx(seld, rel=1e-6)
+    assert float(total) > seld + 0.1  # grounding and the contrastive terms on top
+    total.backward()
+    assert m.fusion.class_queries.grad.abs().sum() > 0
+    assert next(m.trunk.sed_conformer.parameters()).grad.abs().sum() > 0
+    # the same sources as an ADPIT target give the same positives
+    adpit = torch.zeros(2, 50, 6, 4, C)
+    adpit[:, :25, 0, 0, 1] = 1.0
+    adpit[:, :25, 0, 1:4, 1] = m.fusion.directions[5]
+    adpit[:, 10:30, 1, 0, 7] = 1.0
+    adpit[:, 10:30, 1, 1:4, 7] = -m.fusion.directions[5]
+    assert torch.equal(frame_keys(y, C, 8), frame_keys(adpit, C, 8))
+    with pytest.raises(SeldbenchError, match="multi-ACCDOA backbone"):
+        build({"backbone": "einv2", "trunk": EIN, "class_queries": True, "presence": True,
+               "visual_residual": True}, ds, fs)
+    with pytest.raises(SeldbenchError, match="model.backbone='resnet'"):
+        build({"backbone": "resnet"}, ds, fs)
+
+
+def test_einv2_cpu_config_is_the_einv2_cpu_trunk_under_crati(specs):
+    from seldbench.config import CONFIG_DIR, resolve
+    from seldbench_plugins.crati import build
+
+    ds, fs = specs
+    cfg = resolve(model_yaml=CONFIG_DIR / "models" / "crati.yaml",
+                  experiment=CONFIG_DIR / "experiments" / "crati-einv2-cpu.yaml")
+    ein = resolve(model_yaml=CONFIG_DIR / "models" / "einv2.yaml",
+                  experiment=CONFIG_DIR / "experiments" / "einv2-cpu.yaml")
+    assert cfg["features"] == ein["features"] and cfg["train"]["lr_milestones"] == [30]
+    m = build(cfg["model"], ds, fs)
+    trunk = {k: v for k, v in ein["model"].items() if k in cfg["model"]["trunk"]}
+    assert cfg["model"]["trunk"] == trunk and m.output_format == "track_wise"
+    assert m.trunk.d_model == 64 and len(m.trunk.sed_conformer[0]) == 1
+
+
 def test_fusion_is_off_where_a_clip_has_no_video(specs, one_torch_thread):
     from seldbench_plugins.crati import build
 
@@ -359,12 +426,12 @@ def test_fine_tuned_encoder_sees_frames_and_learns(specs, one_torch_thread):
     assert grads and sum(float(gr.abs().sum()) for gr in grads) > 0
 
 
-def _fixture_run(tmp_path, dataset, root):
+def _fixture_run(tmp_path, dataset, root, more=()):
     from seldbench.training.run import run
 
     return run("crati", dataset, overrides=[
         "train.epochs=1", "train.batch_size=8", "train.threads=1", "eval.jackknife=false",
-        f"dataset.root={root}", f"features.cache_dir={tmp_path / 'cache'}"],
+        f"dataset.root={root}", f"features.cache_dir={tmp_path / 'cache'}", *more],
         out=str(tmp_path / "runs"), progress=False, log=lambda m: None)
 
 
@@ -380,10 +447,19 @@ def test_crati_runs_on_a_starss23_tree_with_and_without_video(tmp_path, one_torc
     assert not any(p.name.startswith("fold3_room21") for p in images)
 
 
-def test_crati_runs_on_tau_nigens_2021_without_video(tmp_path, one_torch_thread):
+def test_crati_on_einv2_runs_on_tau_nigens_2021_without_video(tmp_path, one_torch_thread):
     from dataset_trees import make_tau_tree
+    from seldbench.training.inference import predict_to_csv
 
-    rec = _fixture_run(tmp_path, "tau-nigens-2021", make_tau_tree(tmp_path / "tau"))
+    root = make_tau_tree(tmp_path / "tau")
+    trunk = "{" + ", ".join(f"{k}: {v}" for k, v in EIN.items()) + "}"  # an open section
+    rec = _fixture_run(tmp_path, "tau-nigens-2021", root,
+                       ["model.backbone=einv2", f"model.trunk={trunk}"])
     assert rec["status"] == "complete" and rec["results"]["dcase2021"]["figures"]
+    assert rec["config"]["model"]["backbone"] == "einv2"
     assert not (tmp_path / "cache" / "crati" / "image").exists()  # no video: no image work
     assert len(list((tmp_path / "cache" / "crati" / "text").glob("*.npy"))) > 0
+    run_dir = next((tmp_path / "runs").rglob("record.json")).parent
+    wav = sorted(Path(root).rglob("*.wav"))[0]
+    table = predict_to_csv(run_dir, wav, tmp_path / "pred.csv")  # decoded as track-wise
+    assert (tmp_path / "pred.csv").exists() and table.path is not None

@@ -1,9 +1,9 @@
 """CRATI, contrastive audio-image-text multimodal SELD, as a model plugin: ``crati``.
 
-The audio trunk is the CRNN (:mod:`seldbench_plugins.crnn`); the image encoder (timm) and the
-text encoder (transformers) are pretrained, frozen and loaded from local files; their
-embeddings are computed once per clip and cached (:mod:`.embeddings`) and reach the model as
-side inputs (:attr:`seldbench.specs.ModelSpec.side_inputs`). Text is a training signal only;
+The audio trunk is the CRNN (:mod:`seldbench_plugins.crnn`) or EINV2 (``model.backbone``); the
+image encoder (timm) and the text encoder (transformers) are pretrained, frozen and loaded from
+local files; their embeddings are computed once per clip and cached (:mod:`.embeddings`) and
+reach the model as side inputs (:attr:`seldbench.specs.ModelSpec.side_inputs`). Text is a training signal only;
 video is used at test time when a clip has it. Design and ablations: plugins/crati/README.md.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
 #: The model: section, with defaults (configs/models/crati.yaml repeats them with comments).
 CONFIG_KEYS: dict[str, Any] = {
-    "trunk": {},  # CRNN keys (seldbench_plugins.crnn.CONFIG_KEYS) for the audio trunk
+    "backbone": "crnn",  # the audio trunk: "crnn" (multi-ACCDOA) or "einv2" (track-wise)
+    "trunk": {},  # the backbone's own model keys (its CONFIG_KEYS)
     "with_distance": False,
     "embed_dim": 256,
     "fusion": True,
@@ -40,6 +41,22 @@ CONFIG_KEYS: dict[str, Any] = {
 }
 
 
+def _crnn():
+    from seldbench_plugins.crnn import build
+
+    return build
+
+
+def _einv2():
+    from seldbench_plugins.einv2 import build
+
+    return build
+
+
+#: backbone name -> (its builder, imported on use; the output format it emits)
+BACKBONES = {"crnn": (_crnn, "multi_accdoa"), "einv2": (_einv2, "track_wise")}
+
+
 def resolve(cfg: Mapping[str, Any] | None) -> dict:
     """The model section with defaults filled in; unknown keys are one clear error."""
     return model_options("crati", cfg, CONFIG_KEYS, open_keys=("trunk",))
@@ -56,11 +73,14 @@ def _uses(opts: dict) -> tuple[bool, bool]:
 def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureSpec | None = None):
     """CRATI from the ``model:`` section, the dataset (classes) and the feature set."""
     from seldbench_plugins.crati.model import CRATI
-    from seldbench_plugins.crnn import build as build_crnn
 
     opts = resolve(cfg)
+    if opts["backbone"] not in BACKBONES:
+        raise SeldbenchError(f"model.backbone={opts['backbone']!r}: one of "
+                             f"{', '.join(BACKBONES)}")
+    build_trunk, output_format = BACKBONES[opts["backbone"]]
     trunk_cfg = {**opts["trunk"], "with_distance": opts["with_distance"]}
-    trunk = build_crnn(trunk_cfg, dataset, feature)  # first: same init as a CRNN of this seed
+    trunk = build_trunk()(trunk_cfg, dataset, feature)  # first: the backbone's init of this seed
     encoder, grid = _image_encoder(opts["image"])
     loss = opts["loss"]
     weights = {k: loss[k] for k in ("seld", "audio_text", "audio_image", "align", "grounding",
@@ -74,7 +94,10 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                                         and opts["presence"]):
         raise SeldbenchError("model.visual_residual needs model.fusion, model.class_queries and "
                              "model.presence")
-    return CRATI(trunk, image_dim=encoder.channels, grid=grid,
+    if opts["visual_residual"] and output_format != "multi_accdoa":
+        raise SeldbenchError(f"model.visual_residual needs a multi-ACCDOA backbone (crnn), not "
+                             f"{opts['backbone']}")
+    return CRATI(trunk, output_format=output_format, image_dim=encoder.channels, grid=grid,
                  image_encoder=encoder if opts["image"]["finetune"] else None,
                  every=int(opts["image"]["every"]), text_dim=_text_dim(opts["text"]),
                  embed_dim=int(opts["embed_dim"]), fusion=bool(opts["fusion"]),
@@ -165,7 +188,7 @@ def seldbench_register_models():
     return [
         ModelSpec(
             name="crati", version="0.1", build=build,
-            features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite"),
+            features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite", "foa_logmel_iv_128"),
             output="multi_accdoa", loss=training_loss, side_inputs=side_inputs,
             needs_video=True, needs_text=True,
             config=CONFIG_DIR / "models" / "crati.yaml",

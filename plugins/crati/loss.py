@@ -1,4 +1,5 @@
-"""CRATI's loss: ADPIT MSE on the SELD output plus the contrastive terms (spec/models.md §4).
+"""CRATI's loss: the backbone's SELD loss (ADPIT MSE for multi-ACCDOA, PIT for a track-wise
+output) plus the contrastive terms (spec/models.md §4).
 
 ``L = w_seld L_seld + w_at L_at + w_ai L_ai + w_align L_align`` where
 
@@ -26,28 +27,36 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from seldbench.training.losses import ADPIT_SLOTS, adpit_loss
+from seldbench.training.losses import ADPIT_SLOTS, adpit_loss, pit_loss
 
 
-def slot_activity(target: Tensor, num_classes: int) -> Tensor:
-    """Which ADPIT slots hold an active source, ``(B, T, 6, V + 1, C)`` -> ``(B, T, 6, C)``."""
-    return target[:, :, :ADPIT_SLOTS, 0, :num_classes] > 0.5
+def sources(target: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """The annotated sources of a core target: which slots hold an active source of each class,
+    ``(B, T, S, C)`` bool, and their unit vectors ``(B, T, S, C, 3)``.
+
+    Reads both target formats: multi-ACCDOA's ADPIT ``(B, T, 6, V + 1, C)`` (S = 6 slots) and
+    the track-wise ``(B, T, tracks, C + 3 [+ 1])`` (S = tracks, one class per track)."""
+    C = num_classes
+    if target.dim() == 5:
+        return (target[:, :, :ADPIT_SLOTS, 0, :C] > 0.5,
+                target[:, :, :ADPIT_SLOTS, 1:4, :C].transpose(-1, -2))
+    xyz = target[..., C:C + 3].unsqueeze(3)  # (B, T, tracks, 1, 3)
+    return target[..., :C] > 0.5, xyz.expand(*target.shape[:3], C, 3)
 
 
 def class_sets(target: Tensor, num_classes: int) -> Tensor:
-    """Active classes per frame from an ADPIT target ``(B, T, 6, V + 1, C)`` -> ``(B, T, C)``."""
-    return slot_activity(target, num_classes).any(2)
+    """Active classes per frame of a core target -> ``(B, T, C)``."""
+    return sources(target, num_classes)[0].any(2)
 
 
 def frame_keys(target: Tensor, num_classes: int, sectors: int = 0) -> Tensor:
     """What makes two frames positives: ``(B, T, C)`` active classes (``sectors`` 0), or
-    ``(B, T, C, sectors)`` the azimuth sectors holding each class's sources, from an ADPIT
-    target ``(B, T, 6, V + 1, C)``."""
+    ``(B, T, C, sectors)`` the azimuth sectors holding each class's sources, from a core
+    target (see :func:`sources`)."""
     if not sectors:
         return class_sets(target, num_classes)
-    active = slot_activity(target, num_classes)
-    x, y = target[:, :, :ADPIT_SLOTS, 1, :num_classes], target[:, :, :ADPIT_SLOTS, 2, :num_classes]
-    az = torch.atan2(y, x)  # radians, (-pi, pi]
+    active, xyz = sources(target, num_classes)
+    az = torch.atan2(xyz[..., 1], xyz[..., 0])  # radians, (-pi, pi]
     sector = ((az + torch.pi) / (2 * torch.pi) * sectors).long().clamp(0, sectors - 1)
     hit = F.one_hot(sector, sectors).bool() & active[..., None]
     return hit.any(2)
@@ -66,13 +75,11 @@ def multi_positive_nce(a: Tensor, b: Tensor, positive: Tensor, scale: Tensor) ->
 def grounding_loss(logits: Tensor, target: Tensor, directions: Tensor, video_mask: Tensor
                    ) -> Tensor:
     """Multi-positive cross-entropy of class-query attention ``logits`` ``(B, T, C, cells)``
-    against the cells of each active class's sources in the ADPIT ``target``
-    ``(B, T, 6, V + 1, C)``; ``directions`` ``(cells, 3)`` unit vectors; frames with
-    ``video_mask`` 0 and inactive classes are left out."""
-    C = logits.shape[2]
-    active = slot_activity(target, C)
-    xyz = target[:, :, :ADPIT_SLOTS, 1:4, :C].transpose(-1, -2)  # (B, T, 6, C, 3)
-    cell = (xyz @ directions.T).argmax(-1)  # (B, T, 6, C): nearest cell centre
+    against the cells of each active class's sources in the core ``target`` (see
+    :func:`sources`); ``directions`` ``(cells, 3)`` unit vectors; frames with ``video_mask`` 0
+    and inactive classes are left out."""
+    active, xyz = sources(target, logits.shape[2])
+    cell = (xyz @ directions.T).argmax(-1)  # (B, T, S, C): nearest cell centre
     hit = F.one_hot(cell, directions.shape[0]).bool() & active[..., None]
     positive = hit.any(2)  # (B, T, C, cells)
     valid = positive.any(-1) & (video_mask[..., None] > 0.5)
@@ -95,8 +102,9 @@ def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
     if isinstance(output, Tensor):
         return adpit_loss(output, target)
     w = output["weights"]
-    seld = output["seld"]
-    loss = w.get("seld", 1.0) * adpit_loss(seld, target, with_distance=output["with_distance"])
+    seld_loss = pit_loss if output.get("format") == "track_wise" else adpit_loss
+    loss = w.get("seld", 1.0) * seld_loss(output["seld"], target,
+                                          with_distance=output["with_distance"])
     if "grounding" in output:
         loss = loss + w["grounding"] * grounding_loss(output["grounding"], target,
                                                       output["directions"], output["video_mask"])
@@ -109,7 +117,7 @@ def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
         loss = loss + w["presence"] * (per * m).sum() / m.sum().clamp_min(1.0)
     if "audio" not in output:
         return loss
-    C = target.shape[-1]
+    C = output["classes"]
     sets = frame_keys(target, C, int(output.get("positive_sectors", 0))).flatten(0, 1).flatten(1)
     audio = output["audio"].flatten(0, 1).float()
     scale = output["scale"]

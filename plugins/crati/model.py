@@ -1,9 +1,11 @@
-"""CRATI: a CRNN audio trunk, image-conditioned fusion, and projection heads for contrastive
-alignment with frozen image and text embeddings (spec/models.md section 4, our design).
+"""CRATI: an audio backbone (the CRNN or EINV2), image-conditioned fusion, and projection heads
+for contrastive alignment with frozen image and text embeddings (spec/models.md section 4, our
+design).
 
 ``forward(x, image=None, frames=None, image_mask=None, **training_streams)``:
 
-- ``eval()``: multi-ACCDOA ``(batch, label_frames, 3 * V * classes)`` from audio, plus the video
+- ``eval()``: the backbone's output (``output_format``: multi-ACCDOA ``(batch, label_frames,
+  3 * V * classes)`` for the CRNN, track-wise for EINV2) from audio, plus the video
   when given: cached tokens ``image`` ``(B, T, tokens, channels)`` of the frozen encoder, or
   raw ``frames`` ``(B, T, h, w, 3)`` uint8 that the fine-tuned encoder encodes (every
   ``every``-th frame, held); ``image_mask`` ``(B, T)`` is 0 where a clip has no video, and the
@@ -11,9 +13,11 @@ alignment with frozen image and text embeddings (spec/models.md section 4, our d
 - ``train()``: a dict with ``seld`` (the output above) and the L2-normalised embeddings in the
   shared space for :func:`seldbench_plugins.crati.loss.crati_loss`.
 
-With ``fusion=False`` and every contrastive weight 0 the model is the CRNN: same parameters
+With ``fusion=False`` and every contrastive weight 0 the model is its backbone: same parameters
 (created first, from the same seed), same output; the extra heads are created from a forked
-RNG so they do not change the CRNN's initialisation.
+RNG so they do not change the backbone's initialisation. The fusion adds to the backbone's
+per-frame embedding (for EINV2 the SED and DOA streams side by side, before the per-track
+Conformers); the contrastive terms read it before fusion.
 """
 from __future__ import annotations
 
@@ -113,11 +117,13 @@ class ImageFusion(nn.Module):
 
 
 class CRATI(nn.Module):
-    """Args: ``trunk`` (a CRNN with ``embed``/``decode``), image token ``grid`` (rows, cols)
+    """Args: ``trunk`` (a backbone with ``embed``/``decode``/``embed_width``: the CRNN or
+    EINV2), its ``output_format``, image token ``grid`` (rows, cols)
     and ``image_dim``, ``text_dim``, shared space ``embed_dim``, ``fusion`` on/off, loss
     ``weights`` (seld, audio_text, audio_image, align), ``temperature`` (learnable or not)."""
 
     def __init__(self, trunk: nn.Module, *, image_dim: int, grid: tuple[int, int],
+                 output_format: str = "multi_accdoa",
                  text_dim: int, embed_dim: int = 256, fusion: bool = True, fusion_heads: int = 4,
                  weights: Mapping[str, float], temperature: float = 0.07,
                  learnable_temperature: bool = True, contrast_frames: int = 512,
@@ -136,7 +142,8 @@ class CRATI(nn.Module):
         self.contrast_frames = int(contrast_frames)
         self.video_dropout = float(video_dropout)
         self.positive_sectors = int(positive_sectors)
-        d = trunk.gru.hidden_size  # the trunk's embedding width (forward * backward halves)
+        self.output_format = output_format  # the core decodes and scores what the trunk emits
+        d = trunk.embed_width
         with torch.random.fork_rng(devices=[]):  # leave the CRNN's initialisation untouched
             torch.manual_seed(seed + 7919)
             self.fusion = ImageFusion(d, image_dim, grid, fusion_heads,
@@ -148,6 +155,8 @@ class CRATI(nn.Module):
             self.image_proj = _mlp(image_dim, embed_dim)
             self.text_proj = _mlp(text_dim, embed_dim)
         if visual_residual:
+            if output_format != "multi_accdoa":
+                raise ValueError("visual_residual needs a multi-ACCDOA output")
             if self.fusion is None or self.fusion.presence is None:
                 raise ValueError("visual_residual needs the fusion's presence detector")
             # per class: gain (0 at init: the output is unchanged until it is learned), then the
@@ -219,7 +228,8 @@ class CRATI(nn.Module):
             seld = self.add_visual_evidence(seld, grounding, seen, mask)
         if not self.training:
             return seld
-        out = {"seld": seld, "weights": self.weights, "with_distance": self.with_distance,
+        out = {"seld": seld, "format": self.output_format, "classes": self.num_classes,
+               "weights": self.weights, "with_distance": self.with_distance,
                "scale": self.logit_scale.exp().clamp(max=100.0),
                "contrast_frames": self.contrast_frames,
                "positive_sectors": self.positive_sectors}

@@ -129,6 +129,11 @@ class CRNN(nn.Module):
         """
         return self.decode(self.embed(x))
 
+    @property
+    def embed_width(self) -> int:
+        """Width of :meth:`embed`'s output (the GRU's hidden size)."""
+        return self.gru.hidden_size
+
     def embed(self, x: Tensor) -> Tensor:
         """The trunk: features ``(batch, channels, feature_frames, bins)`` -> per-label-frame
         embeddings ``(batch, label_frames, rnn_size)`` (what multimodal models build on)."""

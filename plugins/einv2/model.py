@@ -231,6 +231,7 @@ class EINV2(nn.Module):
         self.num_classes, self.tracks = int(num_classes), int(tracks)
         self.with_distance, self.sed_channels = bool(with_distance), int(sed_channels)
         self.frames_per_label = math.prod(int(t) for t in t_pool)
+        self.d_model = int(d_model)
 
         def cnn(first: int) -> nn.ModuleList:
             ins = [first, *channels[:-1]]
@@ -265,6 +266,11 @@ class EINV2(nn.Module):
         """Values per track: ``C`` logits + x, y, z [+ distance_m]."""
         return self.num_classes + 3 + int(self.with_distance)
 
+    @property
+    def embed_width(self) -> int:
+        """Width of :meth:`embed`'s output: the SED and DOA streams side by side."""
+        return 2 * self.d_model
+
     def forward(self, x: Tensor) -> Tensor:
         """Features -> track-wise output.
 
@@ -278,6 +284,11 @@ class EINV2(nn.Module):
             feature_frames // frames_per_label`` (e.g. 50), track-major: per track ``C`` class
             logits, then x, y, z in [-1, 1] (tanh) [, distance in metres >= 0 (softplus)].
         """
+        return self.decode(self.embed(x))
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The CNN branches: features -> ``(batch, label_frames, 2 * d_model)``, the SED stream
+        then the DOA stream (what multimodal models build on)."""
         sed, doa = x[:, :self.sed_channels], x
         last = len(self.sed_cnn) - 1
         for k, (sed_block, doa_block) in enumerate(zip(self.sed_cnn, self.doa_cnn)):
@@ -286,6 +297,12 @@ class EINV2(nn.Module):
                 sed, doa = self.cnn_stitch[k](sed, doa)
         sed = self.sed_proj(sed.mean(dim=3).transpose(1, 2))  # (B, T, d)
         doa = self.doa_proj(doa.mean(dim=3).transpose(1, 2))
+        return torch.cat([sed, doa], dim=-1)
+
+    def decode(self, h: Tensor) -> Tensor:
+        """The per-track Conformers and heads: ``(batch, label_frames, 2 * d_model)`` ->
+        track-wise output (see :meth:`forward`)."""
+        sed, doa = h.split(self.d_model, dim=-1)
         out = []
         for k in range(self.tracks):
             s, d = self.track_stitch[k](self.sed_conformer[k](sed), self.doa_conformer[k](doa))
