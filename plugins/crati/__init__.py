@@ -3,8 +3,9 @@
 The audio trunk is the CRNN (:mod:`seldbench_plugins.crnn`) or EINV2 (``model.backbone``); the
 image encoder (timm) and the text encoder (transformers) are pretrained, frozen and loaded from
 local files; their embeddings are computed once per clip and cached (:mod:`.embeddings`) and
-reach the model as side inputs (:attr:`seldbench.specs.ModelSpec.side_inputs`). Text is a training signal only;
-video is used at test time when a clip has it. Design and ablations: plugins/crati/README.md.
+reach the model as side inputs (:attr:`seldbench.specs.ModelSpec.side_inputs`). Text is a
+training signal only; video is used at test time when a clip has it. Design and ablations:
+plugins/crati/README.md.
 """
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ class CRATI(nn.Module):
         self.positive_sectors = int(positive_sectors)
         self.output_format = output_format  # the core decodes and scores what the trunk emits
         d = trunk.embed_width
-        with torch.random.fork_rng(devices=[]):  # leave the CRNN's initialisation untouched
+        with torch.random.fork_rng(devices=[]):  # leave the backbone's initialisation untouched
             torch.manual_seed(seed + 7919)
             self.fusion = ImageFusion(d, image_dim, grid, fusion_heads,
                                       classes=self.num_classes if class_queries else 0,
