@@ -156,16 +156,14 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
             if not isinstance(node, dict) or part not in node:
                 raise _unknown(f"--set {item}", path, out)
             if i == len(parts) - 1:
-                if isinstance(node[part], dict) and node[part]:
+                section = isinstance(node[part], dict)
+                if section and node[part]:
                     raise SeldbenchError(f"--set {item}: '{path}' is a section; set one of its keys")
-                if isinstance(node[part], dict):  # an empty, open section: a whole mapping
-                    value = coerce(raw, None, path)
-                    if not isinstance(value, dict):
-                        raise SeldbenchError(f"--set {item}: '{path}' is a section; give a "
-                                             f"mapping, e.g. {{key: value}}")
-                    node[part] = value
-                else:
-                    node[part] = coerce(raw, node[part], path)
+                value = coerce(raw, None if section else node[part], path)
+                if section and not isinstance(value, dict):  # an empty, open section: a mapping
+                    raise SeldbenchError(f"--set {item}: '{path}' is a section; give a mapping, "
+                                         f"e.g. {{key: value}}")
+                node[part] = value
             else:
                 node = node[part]
     return out

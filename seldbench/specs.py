@@ -121,14 +121,15 @@ class ModelSpec:
     description: str = ""
 
 
-def model_output(model: Any, spec: ModelSpec) -> str:
-    """The output format of a built ``model``: its ``output_format`` attribute where its config
-    chooses one (e.g. CRATI's backbone), else ``spec.output``."""
+def model_output(model: Any, spec: ModelSpec) -> tuple[str, bool]:
+    """What a built ``model`` emits: its output format and whether it carries distance. The
+    module's ``output_format`` / ``with_distance`` attributes win where its config chooses them
+    (e.g. CRATI's backbone), else ``spec.output`` / ``spec.with_distance``."""
     fmt = getattr(model, "output_format", spec.output)
     if fmt not in OUTPUT_FORMATS:
         raise SeldbenchError(f"model '{spec.name}': output format '{fmt}' (expected one of "
                              f"{', '.join(OUTPUT_FORMATS)})")
-    return fmt
+    return fmt, bool(getattr(model, "with_distance", spec.with_distance))
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def test_einv2_cpu_config_is_the_einv2_cpu_trunk_under_crati(specs):
     assert cfg["model"]["trunk"] == trunk and m.output_format == "track_wise"
     assert m.trunk.d_model == 64 and len(m.trunk.sed_conformer[0]) == 1
     # its ablations change only what they ablate
-    full = cfg["model"]
+    full, ablations = cfg["model"], {}
     for name, want in (("audio-only", {"fusion": False, "audio_text": 0.0, "audio_image": 0.0,
                                        "align": 0.0}),
                        ("text", {"fusion": False, "audio_text": 0.01, "audio_image": 0.0,
@@ -131,12 +131,11 @@ def test_einv2_cpu_config_is_the_einv2_cpu_trunk_under_crati(specs):
         assert all(ab["model"][k] == full[k] for k in same), name
         if want["fusion"] or want["audio_text"]:
             assert ab["model"]["loss"]["positive_sectors"] == 8, name
+        ablations[name] = ab
     from seldbench_plugins.einv2 import build as build_einv2
 
-    audio_only = resolve(model_yaml=CONFIG_DIR / "models" / "crati.yaml",
-                         experiment=CONFIG_DIR / "experiments" / "crati-einv2-audio-only.yaml")
     torch.manual_seed(0)
-    control = build(audio_only["model"], ds, fs).eval()
+    control = build(ablations["audio-only"]["model"], ds, fs).eval()
     torch.manual_seed(0)
     einv2 = build_einv2(ein["model"], ds, fs).eval()
     x = torch.randn(1, 7, 250, 64)

@@ -149,10 +149,10 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "auto",
                              f"'{mspec.name}' as config.json builds it ({first})") from None
     model.to(dev).eval()
     feature.to(dev).eval()
-    with_distance = bool(getattr(model, "with_distance", mspec.with_distance))
+    output, with_distance = model_output(model, mspec)
     chunk = int(round(float(config["train"]["chunk_s"]) / 0.1))
-    predictor = Predictor(model_output(model, mspec), len(dspec.classes), chunk,
-                          fspec.frames_per_label, with_distance, dev, config["eval"])
+    predictor = Predictor(output, len(dspec.classes), chunk, fspec.frames_per_label,
+                          with_distance, dev, config["eval"])
     return LoadedRun(path, config, record, mspec, dspec, fspec, model, feature, normalizer,
                      predictor, with_distance, dev)
 

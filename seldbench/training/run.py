@@ -234,8 +234,7 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
         norm.save(run_dir / "normalizer.npz")
 
     model = mspec.build(cfg["model"], dspec, fspec)
-    with_distance = bool(getattr(model, "with_distance", mspec.with_distance))
-    output = model_output(model, mspec)
+    output, with_distance = model_output(model, mspec)
     data = {s: load_split(s, clips[s], dspec, fspec, cached[s], norm.apply, output,
                           with_distance) for s in SPLITS}
     if mspec.side_inputs is not None:  # e.g. cached image/text embeddings (rank 0 first)
