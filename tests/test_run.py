@@ -143,3 +143,24 @@ def test_provenance_is_taken_before_training(synth_env, monkeypatch):
     monkeypatch.setattr(records, "provenance", lambda: events.append("provenance") or real())
     _run(synth_env, "runs_prov", on_step=lambda epoch, step: events.append("step"))
     assert events[0] == "provenance" and events.count("provenance") == 1 and "step" in events
+
+
+def test_run_folder_lock_is_exclusive_and_dies_with_its_process(tmp_path):
+    from seldbench.training.run import claim_run_dir
+    base = tmp_path / "r"
+    first = claim_run_dir(base)
+    second = claim_run_dir(base)  # a second holder, even in this process, must go elsewhere
+    assert (first.path, second.path) == (base, tmp_path / "r-2")
+    first.release()
+    assert claim_run_dir(base).path == base
+    # a process killed while holding a folder leaves it free at once: that run resumes there
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys,time; from pathlib import Path;"
+                               "from seldbench.training.run import claim_run_dir;"
+                               f"claim_run_dir(Path({str(tmp_path / 'k')!r})); print('held', flush=True);"
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert claim_run_dir(tmp_path / "k").path == tmp_path / "k-2"
+    holder.kill()
+    holder.wait()
+    assert claim_run_dir(tmp_path / "k").path == tmp_path / "k"

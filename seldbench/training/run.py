@@ -8,6 +8,7 @@ at the same time takes a sibling folder (``...-2``), so nothing is overwritten.
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
 import math
 import os
@@ -57,50 +58,35 @@ def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
 # ----------------------------------------------------------------------------- run folder
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class RunDir:
     path: Path
-    lock: Path
+    fd: int
 
     def release(self) -> None:
-        try:
-            self.lock.unlink()
-        except FileNotFoundError:
-            pass
+        if self.fd >= 0:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = -1
 
 
 def claim_run_dir(base: Path) -> RunDir:
     """``base`` (or ``base-2``, ``base-3``... when another live process holds it), locked for
-    this process. A lock left by a dead process is taken over (that run resumes)."""
+    this process. The lock is a kernel ``flock`` on ``.lock``: it dies with its process, so a
+    killed run's folder is free at once (that run resumes), and two processes starting at the
+    same instant can never both hold one folder (a pid written into the file could not
+    promise that: the other process may read the file between its creation and its write)."""
     for k in range(1, 1000):
         path = base if k == 1 else base.with_name(f"{base.name}-{k}")
         path.mkdir(parents=True, exist_ok=True)
-        lock = path / ".lock"
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    pid = int(lock.read_text() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _alive(pid) and pid != os.getpid():
-                    break  # busy: try the next folder
-                lock.unlink(missing_ok=True)  # stale: take it over
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
-            return RunDir(path, lock)
+        fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # busy: try the next folder
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())  # for people looking, not for the lock
+        return RunDir(path, fd)
     raise SeldbenchError(f"{base}: no free run folder")
 
 
