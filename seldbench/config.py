@@ -1,7 +1,7 @@
 """Configuration: YAML layers merged in a fixed order, ``--set a.b=c`` overrides, validation.
 
 Order (later wins): ``configs/defaults.yaml`` <- dataset YAML <- model YAML <- experiment file
-<- ``--set`` overrides. A layer may only change keys that already exist, except that the dataset
+(after the files it names under ``base:``) <- ``--set`` overrides. A layer may only change keys that already exist, except that the dataset
 YAML declares the keys of the ``dataset`` section and the model YAML those of ``model``. An
 unknown key is an error naming the file, line and key path, with the closest known key.
 Every file is read with ``yaml.safe_load`` rules.
@@ -174,12 +174,41 @@ def resolve(*, dataset_yaml: str | Path | None = None, model_yaml: str | Path | 
             defaults: str | Path | None = None) -> dict:
     """The resolved configuration of a run, merged in the documented order."""
     cfg, _ = load_yaml(defaults or CONFIG_DIR / "defaults.yaml")
-    for path, open_sections in ((dataset_yaml, ("dataset",)), (model_yaml, ("model",)),
-                                (experiment, ())):
+    for path, open_sections in ((dataset_yaml, ("dataset",)), (model_yaml, ("model",))):
         if path is not None:
             data, lines = load_yaml(path)
             cfg = merge(cfg, data, str(path), lines, open_sections)
+    if experiment is not None:
+        for path, data, lines in experiment_layers(experiment):
+            cfg = merge(cfg, data, str(path), lines)
     return apply_overrides(cfg, overrides)
+
+
+def experiment_layers(path: str | Path, _chain: tuple[Path, ...] = ()
+                      ) -> list[tuple[Path, dict, dict[str, int]]]:
+    """An experiment file and the files it builds on, outermost first: ``base: other.yaml``
+    (or a list of files; paths relative to this file) is merged before this file's keys, so an
+    ablation states only what it changes from the model it ablates."""
+    path = Path(path)
+    if path.resolve() in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain, path.resolve()))
+        raise SeldbenchError(f"{path}: 'base' files form a cycle ({cycle})")
+    data, lines = load_yaml(path)
+    bases = data.pop("base", None)
+    if bases is None:
+        return [(path, data, lines)]
+    where = f"{path}:{lines.get('base', '?')}"
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise SeldbenchError(f"{where}: 'base' must be a file name or a list of file names")
+    out = []
+    for b in bases:
+        target = path.parent / b
+        if not target.is_file():
+            raise SeldbenchError(f"{where}: base file {b!r} not found (looked at {target})")
+        out += experiment_layers(target, (*_chain, path.resolve()))
+    return [*out, (path, data, lines)]
 
 
 def config_hash(cfg: dict) -> str:

@@ -45,6 +45,32 @@ def test_experiment_cannot_invent_model_keys(tmp_path):
         resolve(model_yaml=model, experiment=exp)
 
 
+def test_experiment_builds_on_base_files_in_order(tmp_path):
+    model = tmp_path / "m.yaml"
+    model.write_text("model:\n  hidden: 128\n  depth: 2\n  drop: 0.0\n")
+    (tmp_path / "full.yaml").write_text("model:\n  hidden: 64\n  depth: 4\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "drop.yaml").write_text("model:\n  drop: 0.5\n  depth: 3\n")
+    ab = tmp_path / "ab.yaml"
+    ab.write_text("base: [full.yaml, sub/drop.yaml]\nmodel:\n  hidden: 32\n")
+    cfg = resolve(model_yaml=model, experiment=ab)
+    # bases in the order listed, then the file itself; paths relative to the file
+    assert cfg["model"] == {"hidden": 32, "depth": 3, "drop": 0.5}
+    # a typo in a base names the base file and line
+    (tmp_path / "sub" / "drop.yaml").write_text("model:\n  dorp: 0.5\n")
+    with pytest.raises(SeldbenchError, match=r"drop.yaml:2: unknown key 'model.dorp'"):
+        resolve(model_yaml=model, experiment=ab)
+    (tmp_path / "full.yaml").write_text("base: ab.yaml\n")
+    with pytest.raises(SeldbenchError, match=r"cycle \(ab.yaml -> full.yaml -> ab.yaml\)"):
+        resolve(model_yaml=model, experiment=ab)
+    ab.write_text("base: nope.yaml\n")
+    with pytest.raises(SeldbenchError, match=r"ab.yaml:1: base file 'nope.yaml' not found"):
+        resolve(model_yaml=model, experiment=ab)
+    ab.write_text("base: {a: 1}\n")
+    with pytest.raises(SeldbenchError, match="'base' must be a file name or a list"):
+        resolve(model_yaml=model, experiment=ab)
+
+
 @pytest.mark.parametrize("override,message", [
     ("train.epochs=ten", "--set train.epochs=ten: expected an integer"),
     ("train.amp=maybe", "expected true or false"),
