@@ -187,17 +187,23 @@ def plot(run_dir, clip, suite, out) -> None:
 @click.option("--split", default="test", show_default=True, help="Only this split.")
 @click.option("--model", "models", multiple=True,
               help="Only these models (repeatable), e.g. an ablation table of one model.")
+@click.option("--config", "configs", multiple=True, metavar="HASH",
+              help="Only runs whose config hash starts with HASH (repeatable).")
+@click.option("--ablation", is_flag=True,
+              help="Config keys that differ between the rows become columns (an ablation table).")
 @click.option("--classwise", metavar="FIG", default=None,
               help="Per-class tables of figure FIG (e.g. F or LE) instead, one column per class.")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md",
               show_default=True, help="Output format.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write to FILE (atomically) instead of stdout.")
-def compare(runs_dirs, dataset, suite, split, models, classwise, fmt, out) -> None:
+def compare(runs_dirs, dataset, suite, split, models, configs, ablation, classwise, fmt,
+            out) -> None:
     """Leaderboard tables from run records: one per (dataset, split, metric suite)."""
     from seldbench.results.leaderboard import compare as compare_runs
 
-    text, tables = compare_runs(runs_dirs, dataset, suite, split, fmt, models, classwise)
+    text, tables = compare_runs(runs_dirs, dataset, suite, split, fmt, models, classwise,
+                                configs, ablation)
     if out:
         from seldbench.io import atomic_write_text
 

@@ -277,6 +277,44 @@ def test_an_ablation_table_names_the_config_keys_that_differ():
     assert not any("configurations differ" in n for n in build_tables(recs[:2])[0].notes)
 
 
+def test_ablation_mode_puts_the_differing_keys_in_columns_and_config_filters(tmp_path):
+    from run_records import make_record
+
+    recs = []
+    for hash_, at, fusion in (("aa" * 12, 0.0, False), ("ab" * 12, 0.01, False),
+                              ("bb" * 12, 0.01, True)):
+        for seed in (0, 1):
+            r = make_record("crati", seed, config_hash=hash_,
+                            results={"dcase2023": result({"F": 0.5 + at + fusion / 10,
+                                                          "SELD": 0.4 - at - fusion / 10})})
+            r["config"] = {"seed": seed, "train": {"threads": seed + 1, "device": "cpu"},
+                           "model": {"fusion": fusion, "name": "x" if fusion else "y", "loss": {"audio_text": at},
+                                     "image": {"name": "lite0" if fusion else "none"}}}
+            recs.append(r)
+    (t,) = build_tables(recs, ablation=True)
+    # short headers where unique, longer where two keys share a last name; rows under full paths
+    assert t.varying == {"fusion": "model.fusion", "image.name": "model.image.name",
+                         "audio_text": "model.loss.audio_text", "model.name": "model.name"}
+    assert list(t.rows["config_hash"].str[:2]) == ["bb", "ab", "aa"]
+    assert list(t.rows["model.loss.audio_text"]) == ["0.01", "0.01", "0.0"]
+    assert not any("configurations differ" in n for n in t.notes)  # the columns say it
+    md = to_markdown([t])
+    assert "| config | fusion | image.name | audio_text | model.name | seeds |" in md
+    assert "| true | lite0 | 0.01 | x | 2 |" in md  # strings without their JSON quotes
+    assert "model.image.name" in to_csv([t]).splitlines()[0]
+    (t,) = build_tables(recs, configs=["a"], ablation=True)
+    assert list(t.rows["config_hash"].str[:2]) == ["ab", "aa"]
+    assert t.varying == {"audio_text": "model.loss.audio_text"}  # only what differs here
+    with pytest.raises(SeldbenchError, match="no run with a config hash starting 'cc'; "
+                                             "there are aaaaaaaa, abababab, bbbbbbbb"):
+        build_tables(recs, configs=["cc"])
+    for i, r in enumerate(recs):
+        write_record(tmp_path / "runs" / f"r{i}", r)
+    out = CliRunner().invoke(main, ["compare", "--runs", str(tmp_path / "runs"), "--ablation",
+                                    "--config", "bb", "--config", "aa"])
+    assert out.exit_code == 0 and "| config | fusion | image.name | audio_text | model.name |" in out.output
+
+
 def test_committed_leaderboards_are_what_the_committed_records_give():
     """leaderboards/leaderboard.{md,csv} and the per-class tables are generated, never typed:
     regenerating them from the committed records must give the committed files byte for byte."""

@@ -6,8 +6,10 @@ Per clip and label frame (100 ms):
   feature map over the equirectangular frame; see :func:`seldbench.data.video.grid_directions`
   for each cell's direction), with ``image_mask`` ``(T,)`` = 1. A clip without video gets zero
   tokens and mask 0: no fake frames.
-- ``frames`` instead of ``image`` when the image encoder is fine-tuned: ``(T, h, w, 3)`` uint8
-  video frames at the encoder's input size (the model encodes them every step).
+- ``frames`` instead of ``image`` when the whole image encoder is fine-tuned: ``(T, h, w, 3)``
+  uint8 video frames at the encoder's input size (the model encodes them every step). When it
+  is fine-tuned from stage k > 0, ``image`` holds the tokens of stage k - 1 instead, and the
+  model's copy of the later layers turns them into tokens every step.
 - ``event_cells`` / ``event_mask`` (training only): ``(T, 3)`` the token index (grid cell) of
   each annotated source of the frame (up to 3, track order) and whether it exists; the model
   takes the tokens there as the image of the event (a "crop at the source direction", taken on
@@ -45,6 +47,12 @@ class ClipEmbedder:
         h, w = (int(v) for v in self.image_cfg["input_size"])
         self.size = (h, w)
         self.every = max(1, int(self.image_cfg.get("every", 1)))
+        # the tokens cached: those of the model's token stage, or, when the encoder is
+        # fine-tuned from stage k > 0, those of stage k - 1 (the input of the tuned tail)
+        self.token_stage = int(self.image_cfg["stage"])
+        first = int(self.image_cfg.get("finetune_from") or 0)
+        self.cache_stage = first - 1 if self.image_cfg.get("finetune") and first > 0 \
+            else self.token_stage
 
     # -------------------------------------------------------------- encoders (lazy)
 
@@ -54,7 +62,7 @@ class ClipEmbedder:
             from seldbench_plugins.crati.encoders import ImageEncoder
 
             self._image = ImageEncoder(self.image_cfg["encoder"], self.image_cfg["weights"],
-                                       stage=int(self.image_cfg["stage"])).eval().to(self.device)
+                                       stage=self.cache_stage).eval().to(self.device)
         return self._image
 
     @property
@@ -66,10 +74,10 @@ class ClipEmbedder:
         return self._text
 
     def _key(self, what: str) -> dict:
-        cfg = self.image_cfg if what == "image" else self.text_cfg
+        cfg = {**self.image_cfg, "stage": self.cache_stage} if what == "image" else self.text_cfg
         return {"what": what, "version": EMBEDDING_VERSION,
                 **{k: (str(v) if v is not None else None) for k, v in sorted(cfg.items())
-                   if k != "finetune"}}
+                   if k not in ("finetune", "finetune_from")}}
 
     # -------------------------------------------------------------- per clip
 
@@ -97,8 +105,14 @@ class ClipEmbedder:
 
     @property
     def grid(self) -> tuple[int, int]:
-        """Token grid (rows, cols) of the image encoder at the configured input size."""
-        return self.image_encoder.grid(*self.size)
+        """Token grid (rows, cols) of the model's token stage at the configured input size."""
+        return self.image_encoder.grid(*self.size, stage=self.token_stage)
+
+    @property
+    def cached_shape(self) -> tuple[int, int]:
+        """``(tokens, channels)`` of one frame's cached tokens (at the cache stage)."""
+        rows, cols = self.image_encoder.grid(*self.size)
+        return rows * cols, self.image_encoder.channels
 
     def text_embeddings(self, clip: ClipFiles, dataset: DatasetSpec, frames: int) -> np.ndarray:
         """``(frames, dim)`` float16 embeddings of the per-frame descriptions."""
@@ -161,9 +175,8 @@ def clip_streams(embedder: ClipEmbedder, dataset: DatasetSpec, clips: Sequence[C
         out[clip.stem] = streams
     if image:  # clips without video: zeros and mask 0 (never fake frames the model would see)
         if shape is None:
-            rows, cols = embedder.grid
             shape = (((*embedder.size, 3), np.uint8) if finetune else
-                     ((rows * cols, embedder.image_encoder.channels), np.float16))
+                     (embedder.cached_shape, np.float16))
         for clip in clips:
             s, n = out[clip.stem], int(frames[clip.stem])
             if name not in s:

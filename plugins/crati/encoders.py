@@ -110,15 +110,51 @@ class ImageEncoder(torch.nn.Module):
         except RuntimeError as exc:
             raise SeldbenchError(f"model.image.weights: {path}: {_one_line(exc)}") from None
 
-    def grid(self, height: int, width: int) -> tuple[int, int]:
-        """Token grid (rows, cols) of a ``height x width`` frame ('same' padding: ceil)."""
-        return -(-int(height) // self.reduction), -(-int(width) // self.reduction)
+    def grid(self, height: int, width: int, stage: int | None = None) -> tuple[int, int]:
+        """Token grid (rows, cols) of a ``height x width`` frame ('same' padding: ceil), at
+        this encoder's stage or at ``stage``."""
+        red = self.reduction if stage is None else int(self.net.feature_info[stage]["reduction"])
+        return -(-int(height) // red), -(-int(width) // red)
+
+    def tail(self, first: int, height: int, width: int) -> EncoderTail:
+        """A copy of the encoder's layers from feature stage ``first`` up to this encoder's
+        stage: it maps the tokens of stage ``first - 1`` to this stage's tokens, so stages
+        before ``first`` can stay frozen (their tokens cached) while the tail is fine-tuned.
+        Needs a timm model whose stages are ``blocks.<i>`` (EfficientNet, MobileNet families)."""
+        import copy
+
+        info = self.net.feature_info
+        if not 1 <= int(first) <= self.stage:
+            raise SeldbenchError(f"model.image.finetune_from={first}: a stage in 1..{self.stage} "
+                                 f"(model.image.stage); 0 fine-tunes the whole encoder")
+        names = [info[first - 1]["module"], info[self.stage]["module"]]
+        if not all(n.startswith("blocks.") and n[7:].isdigit() for n in names):
+            raise SeldbenchError(f"model.image.finetune_from={first}: timm model "
+                                 f"'{self.net.default_cfg.get('architecture', '?')}' has no "
+                                 f"blocks.<i> stages; use finetune_from 0")
+        lo, hi = (int(n[7:]) for n in names)
+        return EncoderTail(copy.deepcopy(self.net.blocks[lo + 1:hi + 1]),
+                           self.grid(height, width, first - 1))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
         fmap = self.net.forward_intermediates(x, indices=[self.stage], stop_early=True,
                                               intermediates_only=True)[-1]
         return fmap.flatten(2).transpose(1, 2)  # (N, rows * cols, channels)
+
+
+class EncoderTail(torch.nn.Module):
+    """The fine-tuned end of an image encoder (:meth:`ImageEncoder.tail`): tokens ``(N,
+    rows * cols, channels)`` of one stage -> tokens of a later stage (row-major)."""
+
+    def __init__(self, blocks: torch.nn.Module, grid: tuple[int, int]):
+        super().__init__()
+        self.blocks, self.grid = blocks, tuple(grid)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        n, _, ch = tokens.shape
+        x = tokens.float().transpose(1, 2).reshape(n, ch, *self.grid)
+        return self.blocks(x).flatten(2).transpose(1, 2)
 
 
 class TextEncoder:

@@ -127,7 +127,8 @@ class CRATI(nn.Module):
                  text_dim: int, embed_dim: int = 256, fusion: bool = True, fusion_heads: int = 4,
                  weights: Mapping[str, float], temperature: float = 0.07,
                  learnable_temperature: bool = True, contrast_frames: int = 512,
-                 image_encoder: nn.Module | None = None, every: int = 1,
+                 image_encoder: nn.Module | None = None, image_tail: nn.Module | None = None,
+                 every: int = 1,
                  video_dropout: float = 0.0, class_queries: bool = False,
                  token_dim: int | None = None, slot_kernel: int = 1,
                  positive_sectors: int = 0, presence: bool = False,
@@ -135,6 +136,7 @@ class CRATI(nn.Module):
         super().__init__()
         self.trunk = trunk
         self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
+        self.image_tail = image_tail  # or only its last layers, on cached earlier-stage tokens
         self.every = max(1, int(every))
         self.with_distance = trunk.with_distance
         self.num_classes = trunk.num_classes
@@ -173,8 +175,9 @@ class CRATI(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.image_encoder is not None:  # fine-tuning keeps the pretrained BN statistics
-            self.image_encoder.eval()
+        for enc in (self.image_encoder, self.image_tail):  # fine-tuning keeps the pretrained
+            if enc is not None:  # BN statistics
+                enc.eval()
         return self
 
     def encode_frames(self, frames: Tensor) -> Tensor:
@@ -211,6 +214,9 @@ class CRATI(nn.Module):
                 text_mask: Tensor | None = None):
         if frames is not None and self.image_encoder is not None:
             image = self.encode_frames(frames)
+        elif image is not None and self.image_tail is not None:
+            tokens = self.image_tail(image.flatten(0, 1))  # every frame: exact under any hold
+            image = tokens.reshape(*image.shape[:2], *tokens.shape[1:])
         h = self.trunk.embed(x)  # (B, T, d): the audio representation
         fused, grounding, seen = h, None, None
         video_mask = image_mask if image_mask is not None else torch.ones(h.shape[:2],

@@ -59,6 +59,7 @@ class Table:
     rows: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     view: str = ""  # e.g. "per class LE" for a class-wise table
+    varying: dict[str, str] = field(default_factory=dict)  # ablation: header -> key path (column)
 
     @property
     def title(self) -> str:
@@ -78,13 +79,17 @@ class Table:
 
 def build_tables(records: Sequence[dict], dataset: str | None = None, suite: str | None = None,
                  split: str | None = None, registry=None, where: str = "run records",
-                 models: Sequence[str] = (), classwise: str | None = None
-                 ) -> list[Table]:
+                 models: Sequence[str] = (), classwise: str | None = None,
+                 configs: Sequence[str] = (), ablation: bool = False) -> list[Table]:
     """Leaderboard tables from validated run records (see :mod:`seldbench.results.records`).
 
     ``classwise`` (a figure, e.g. ``"LE"``): per-class tables instead, one column
     ``FIG[class name]`` per class next to the suite's ranking figure and the overall ``FIG``;
     rows, seeds and ranking as in the overall table.
+
+    ``configs``: only runs whose config hash starts with one of these prefixes. ``ablation``:
+    the config keys whose values differ between the table's configurations become columns
+    (:attr:`Table.varying`) instead of a note, so each row reads as what it changes.
 
     ``dataset``/``suite``/``split`` keep only matching records and suites; a filter that
     matches nothing raises :class:`SeldbenchError` ``<where>: ...`` listing what exists.
@@ -101,6 +106,13 @@ def build_tables(records: Sequence[dict], dataset: str | None = None, suite: str
         _filter(records, "model", name, lambda r: [r["model"]["name"]], where)
     if models:
         records = [r for r in records if r["model"]["name"] in set(models)]
+    for prefix in configs:
+        if records and not any(r["config_hash"].startswith(prefix) for r in records):
+            known = sorted({r["config_hash"][:8] for r in records})
+            raise SeldbenchError(f"{where}: no run with a config hash starting '{prefix}'; "
+                                 f"there are {', '.join(known)}")
+    if configs:
+        records = [r for r in records if r["config_hash"].startswith(tuple(configs))]
     records = _filter(records, "split", split, lambda r: [r["split"]], where)
     records = _filter(records, "metric suite", suite, _scored_suites, where)
 
@@ -113,7 +125,7 @@ def build_tables(records: Sequence[dict], dataset: str | None = None, suite: str
     if classwise:
         groups = {key: [_classwise_record(r, key[3], classwise, registry, where) for r in recs]
                   for key, recs in groups.items()}
-    tables = [_build_table(key, recs, registry, dup_notes)
+    tables = [_build_table(key, recs, registry, dup_notes, ablation)
               for key, recs in sorted(groups.items(), key=lambda kv: kv[0])]
     for t in tables:
         t.view = f"per class {classwise}" if classwise else ""
@@ -195,7 +207,8 @@ def _num(v) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str]) -> Table:
+def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str],
+                 ablation: bool = False) -> Table:
     dataset, dversion, split, suite = key
     figures, rank_by, hib = _suite_info(registry, suite, recs)
     if rank_by is not None and rank_by not in figures:
@@ -260,12 +273,22 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str]) -
                      f"'{suite}': rows in record order, not ranked")
     row_of = dict(enumerate(rank.loc[df["group"]].astype(int).tolist()))  # record -> row
     notes += _provenance_notes(recs, row_of)
-    notes += _config_notes(recs, row_of)
+    varying = {}
+    if ablation:
+        flats = _config_flats(recs)
+        keys = _varying_keys(list(flats.values()))
+        varying = dict(zip(_short_names(keys), keys))
+        for k in keys:  # columns under the full key path: a short name may clash
+            rows[k] = [flats.get(h, {}).get(k, "absent") if h in flats else "n/a"
+                         for h in rows["config_hash"]]
+    else:
+        notes += _config_notes(recs, row_of)
     for _, r in rows.iterrows():
         if r["seeds"] < r["runs"]:
             notes.append(f"row {r['rank']}: {r['runs']} runs share {r['seeds']} seed(s) "
                          f"({r['seed_list']}); each run counts as a sample")
-    return Table(dataset, dversion, split, suite, figures, rank_by, hib, rows, notes)
+    return Table(dataset, dversion, split, suite, figures, rank_by, hib, rows, notes,
+                 varying=varying)
 
 
 def _rows_text(rows: Iterable[int]) -> str:
@@ -283,23 +306,46 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _config_flats(recs: list[dict]) -> dict[str, dict[str, str]]:
+    """Config hash -> its hashed config flattened to ``{key path: JSON value}``."""
+    from seldbench.config import hashed_config
+
+    return {rec["config_hash"]: _flatten(hashed_config(rec["config"]))
+            for rec in recs if isinstance(rec.get("config"), dict)}
+
+
+def _varying_keys(flats: list[dict[str, str]]) -> list[str]:
+    keys = sorted({k for f in flats for k in f})
+    return [k for k in keys if len({f.get(k, "absent") for f in flats}) > 1]
+
+
+def _short_names(keys: list[str]) -> list[str]:
+    """The shortest dotted suffix of each key path that no other key ends with."""
+    out = []
+    for k in keys:
+        parts = k.split(".")
+        for n in range(1, len(parts) + 1):
+            name = ".".join(parts[-n:])
+            if not any(o != k and (o == name or o.endswith("." + name)) for o in keys):
+                break
+        out.append(name)
+    return out
+
+
 def _config_notes(recs: list[dict], row_of: dict[int, int], most: int = 12) -> list[str]:
     """For a model with several configurations in one table (an ablation), the config keys
     whose values differ between them, so a row can be read without opening its record."""
-    from seldbench.config import hashed_config
-
-    by_model: dict[str, dict[str, tuple[int, dict]]] = {}
+    by_model: dict[str, dict[str, int]] = {}
     for i, rec in enumerate(recs):
-        if isinstance(rec.get("config"), dict):
-            by_model.setdefault(rec["model"]["name"], {}).setdefault(
-                rec["config_hash"], (row_of[i], _flatten(hashed_config(rec["config"]))))
+        by_model.setdefault(rec["model"]["name"], {}).setdefault(rec["config_hash"], row_of[i])
+    all_flats = _config_flats(recs)
     notes = []
-    for model, configs in by_model.items():
+    for model, rows in by_model.items():
+        configs = {h: (row, all_flats[h]) for h, row in rows.items() if h in all_flats}
         if len(configs) < 2:
             continue
         flats = sorted(configs.values(), key=lambda rf: rf[0])
-        keys = sorted({k for _, f in flats for k in f})
-        diff = [k for k in keys if len({f.get(k, "absent") for _, f in flats}) > 1]
+        diff = _varying_keys([f for _, f in flats])
         parts = [f"{k}: " + "; ".join(f"{f.get(k, 'absent')} (row {row})" for row, f in flats)
                  for k in diff[:most]]
         more = f" | and {len(diff) - most} more keys" if len(diff) > most else ""
@@ -390,18 +436,25 @@ def _display(table: Table) -> tuple[list[str], list[list[str]]]:
     with_options = bool(table.rows["options"].astype(bool).any())
     ci_fig = table.rank_by or (table.figures[0] if table.figures else None)
     head = ["#", "model", "recipe", "device", "config"] + (["options"] if with_options else []) \
-        + ["seeds", "params"] + list(table.figures) + ([f"CI {ci_fig}"] if ci_fig else [])
+        + list(table.varying) + ["seeds", "params"] + list(table.figures) \
+        + ([f"CI {ci_fig}"] if ci_fig else [])
     body = []
     for _, r in table.rows.iterrows():
         cells = [str(r["rank"]) if table.rank_by else "–", f"{r['model']}@{r['model_version']}",
                  r["recipe"], r["device"], r["config_hash"][:8]]
         cells += [r["options"]] if with_options else []
+        cells += [_config_value(r[k]) for k in table.varying.values()]
         cells += [str(r["seeds"]) + (f" ({r['runs']} runs)" if r["runs"] != r["seeds"] else ""),
                   _params(r["params"])]
         cells += [_cell(f, r) for f in table.figures]
         cells += [_ci_cell(ci_fig, r)] if ci_fig else []
         body.append(cells)
     return head, body
+
+
+def _config_value(text: str) -> str:
+    """A config value as stored (JSON), strings without their quotes."""
+    return text[1:-1] if len(text) > 1 and text[0] == text[-1] == '"' else text
 
 
 def _legend(table: Table) -> str:
@@ -477,8 +530,8 @@ RENDERERS = {"md": to_markdown, "csv": to_csv, "html": to_html}
 
 def compare(runs: str | os.PathLike | Sequence[str | os.PathLike], dataset: str | None = None,
             suite: str | None = None, split: str | None = "test", fmt: str = "md",
-            models: Sequence[str] = (), classwise: str | None = None
-            ) -> tuple[str, list[Table]]:
+            models: Sequence[str] = (), classwise: str | None = None,
+            configs: Sequence[str] = (), ablation: bool = False) -> tuple[str, list[Table]]:
     """``seldbench compare``: load the records under ``runs``, build and render the tables.
 
     No record under ``runs`` raises :class:`SeldbenchError` naming the folder(s).
@@ -498,7 +551,8 @@ def compare(runs: str | os.PathLike | Sequence[str | os.PathLike], dataset: str 
         raise SeldbenchError(f"{where}: no run records ({RECORD_NAME}) found; train with "
                              "`seldbench run` or pass --runs")
     tables = build_tables(records, dataset=dataset, suite=suite, split=split, where=where,
-                          models=models, classwise=classwise)
+                          models=models, classwise=classwise, configs=configs,
+                          ablation=ablation)
     if not tables:
         raise SeldbenchError(f"{where}: no scored metric suite in the matching run records")
     return RENDERERS[fmt](tables), tables
