@@ -454,15 +454,15 @@ def test_fine_tuned_encoder_sees_frames_and_learns(specs, one_torch_thread):
     assert grads and sum(float(gr.abs().sum()) for gr in grads) > 0
 
 
-def test_encoder_fine_tuned_from_a_stage_learns_on_cached_earlier_tokens(specs, tmp_path,
-                                                                        one_torch_thread):
+def test_last_blocks_of_the_encoder_fine_tuned_on_cached_earlier_tokens(specs, tmp_path,
+                                                                       one_torch_thread):
     from seldbench_plugins.crati import build
     from seldbench_plugins.crati.embeddings import ClipEmbedder
     from seldbench_plugins.crati.encoders import ImageEncoder
 
     ds, fs = specs
     torch.manual_seed(0)
-    tuned = build({"image": {"finetune": True, "finetune_from": 3}}, ds, fs)
+    tuned = build({"image": {"finetune": True, "finetune_blocks": 6}}, ds, fs)
     assert tuned.image_encoder is None and tuned.image_tail is not None
     frozen = build({}, ds, fs)
     frozen.load_state_dict({k: v for k, v in tuned.state_dict().items()
@@ -471,9 +471,12 @@ def test_encoder_fine_tuned_from_a_stage_learns_on_cached_earlier_tokens(specs, 
     frozen.fusion.out.weight.data.copy_(tuned.fusion.out.weight.data)
     g = torch.Generator().manual_seed(1)
     pixels = torch.randint(0, 256, (5, 64, 128, 3), dtype=torch.uint8, generator=g)
-    with torch.no_grad():  # what the cache holds: stage-2 tokens; the frozen model: stage 3
+    with torch.no_grad():  # the cache holds the tokens 6 blocks before stage 3: stage 2's
         stage2 = ImageEncoder(stage=2).eval()(pixels)
+        assert torch.equal(ImageEncoder(stage=3, cut=6).eval()(pixels), stage2)
         stage3 = ImageEncoder(stage=3).eval()(pixels)
+        # one block: its input is blocks.4.1's output, 4 x 8 cells of 112 channels
+        assert ImageEncoder(stage=3, cut=1).eval()(pixels).shape == (5, 32, 112)
     assert stage2.shape == (5, 128, 40) and stage3.shape == (5, 32, 112)
     x, mask = torch.randn(1, 7, 50, 64), torch.ones(1, 10)
     held = lambda t: t.repeat_interleave(2, 0).unsqueeze(0)  # noqa: E731  (1, 10, cells, ch)
@@ -489,16 +492,16 @@ def test_encoder_fine_tuned_from_a_stage_learns_on_cached_earlier_tokens(specs, 
     assert grads and sum(float(gr.abs().sum()) for gr in grads) > 0
     # the embedder caches stage-2 tokens under their own key, but grounds events on stage 3
     image_cfg = {"encoder": "tf_efficientnet_lite0", "weights": None, "stage": 3,
-                 "input_size": [64, 128], "every": 2, "finetune": True, "finetune_from": 3}
+                 "input_size": [64, 128], "every": 2, "finetune": True, "finetune_blocks": 6}
     emb = ClipEmbedder(image_cfg, {"encoder": None, "seed": 0}, tmp_path)
     plain = ClipEmbedder({**image_cfg, "finetune": False}, {"encoder": None, "seed": 0}, tmp_path)
     assert emb.cached_shape == (128, 40) and emb.grid == plain.grid == (4, 8)
-    assert emb._key("image")["stage"] == "2" and plain._key("image")["stage"] == "3"
+    assert emb._key("image")["cut"] == 6 and "cut" not in plain._key("image")
     assert {k: v for k, v in plain._key("image").items()} == {
         "what": "image", "version": 1, "encoder": "tf_efficientnet_lite0", "every": "2",
         "input_size": "[64, 128]", "stage": "3", "weights": None}  # frozen caches stay valid
-    with pytest.raises(SeldbenchError, match="finetune_from=4: a stage in 1..3"):
-        build({"image": {"finetune": True, "finetune_from": 4}}, ds, fs)
+    with pytest.raises(SeldbenchError, match=r"finetune_blocks=11: 1..10 \(of the 11 blocks"):
+        build({"image": {"finetune": True, "finetune_blocks": 11}}, ds, fs)
 
 
 def _fixture_run(tmp_path, dataset, root, more=()):

@@ -35,7 +35,7 @@ CONFIG_KEYS: dict[str, Any] = {
     "contrast_frames": 512,
     "image": {"encoder": "tf_efficientnet_lite0", "weights": None, "stage": 3,
               "input_size": [64, 128], "every": 2, "finetune": False,
-              "finetune_from": 0},
+              "finetune_blocks": 0},
     "text": {"encoder": None, "seed": 0},
     "loss": {"seld": 1.0, "audio_text": 0.01, "audio_image": 0.01, "align": 0.01,
              "grounding": 0.0, "presence": 0.0, "positive_sectors": 0,
@@ -99,11 +99,11 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
     if opts["visual_residual"] and output_format != "multi_accdoa":
         raise SeldbenchError(f"model.visual_residual needs a multi-ACCDOA backbone (crnn), not "
                              f"{opts['backbone']}")
-    tuned, first = bool(opts["image"]["finetune"]), opts["image"]["finetune_from"]
-    first = _whole(first, "image.finetune_from", 0)
-    tail = encoder.tail(first, *opts["image"]["input_size"]) if tuned and first else None
+    tuned = bool(opts["image"]["finetune"])
+    last = _whole(opts["image"]["finetune_blocks"], "image.finetune_blocks", 0)
+    tail = encoder.tail(last, *opts["image"]["input_size"]) if tuned and last else None
     return CRATI(trunk, output_format=output_format, image_dim=encoder.channels, grid=grid,
-                 image_encoder=encoder if tuned and not first else None, image_tail=tail,
+                 image_encoder=encoder if tuned and not last else None, image_tail=tail,
                  every=int(opts["image"]["every"]), text_dim=_text_dim(opts["text"]),
                  embed_dim=int(opts["embed_dim"]), fusion=bool(opts["fusion"]),
                  fusion_heads=int(opts["fusion_heads"]),
@@ -178,7 +178,7 @@ def side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device):
     return clip_streams(embedder, dataset, clips, frames, training=training,
                         image=image and dataset.has_video, text=text,
                         finetune=bool(opts["image"]["finetune"])
-                        and not opts["image"]["finetune_from"])
+                        and not opts["image"]["finetune_blocks"])
 
 
 def training_loss(output, target):

@@ -7,9 +7,9 @@ Per clip and label frame (100 ms):
   for each cell's direction), with ``image_mask`` ``(T,)`` = 1. A clip without video gets zero
   tokens and mask 0: no fake frames.
 - ``frames`` instead of ``image`` when the whole image encoder is fine-tuned: ``(T, h, w, 3)``
-  uint8 video frames at the encoder's input size (the model encodes them every step). When it
-  is fine-tuned from stage k > 0, ``image`` holds the tokens of stage k - 1 instead, and the
-  model's copy of the later layers turns them into tokens every step.
+  uint8 video frames at the encoder's input size (the model encodes them every step). When only
+  its last n blocks are fine-tuned, ``image`` holds the tokens before those blocks instead, and
+  the model's copy of them turns these into tokens every step.
 - ``event_cells`` / ``event_mask`` (training only): ``(T, 3)`` the token index (grid cell) of
   each annotated source of the frame (up to 3, track order) and whether it exists; the model
   takes the tokens there as the image of the event (a "crop at the source direction", taken on
@@ -47,12 +47,10 @@ class ClipEmbedder:
         h, w = (int(v) for v in self.image_cfg["input_size"])
         self.size = (h, w)
         self.every = max(1, int(self.image_cfg.get("every", 1)))
-        # the tokens cached: those of the model's token stage, or, when the encoder is
-        # fine-tuned from stage k > 0, those of stage k - 1 (the input of the tuned tail)
-        self.token_stage = int(self.image_cfg["stage"])
-        first = int(self.image_cfg.get("finetune_from") or 0)
-        self.cache_stage = first - 1 if self.image_cfg.get("finetune") and first > 0 \
-            else self.token_stage
+        # the tokens cached: those of the token stage, or, when the encoder's last n blocks
+        # are fine-tuned, those before them (the input of the model's tuned tail)
+        n = int(self.image_cfg.get("finetune_blocks") or 0)
+        self.cut = n if self.image_cfg.get("finetune") else 0
 
     # -------------------------------------------------------------- encoders (lazy)
 
@@ -62,7 +60,8 @@ class ClipEmbedder:
             from seldbench_plugins.crati.encoders import ImageEncoder
 
             self._image = ImageEncoder(self.image_cfg["encoder"], self.image_cfg["weights"],
-                                       stage=self.cache_stage).eval().to(self.device)
+                                       stage=int(self.image_cfg["stage"]),
+                                       cut=self.cut).eval().to(self.device)
         return self._image
 
     @property
@@ -74,10 +73,11 @@ class ClipEmbedder:
         return self._text
 
     def _key(self, what: str) -> dict:
-        cfg = {**self.image_cfg, "stage": self.cache_stage} if what == "image" else self.text_cfg
+        cfg = self.image_cfg if what == "image" else self.text_cfg
         return {"what": what, "version": EMBEDDING_VERSION,
                 **{k: (str(v) if v is not None else None) for k, v in sorted(cfg.items())
-                   if k not in ("finetune", "finetune_from")}}
+                   if k not in ("finetune", "finetune_blocks")},
+                **({"cut": self.cut} if what == "image" and self.cut else {})}
 
     # -------------------------------------------------------------- per clip
 
@@ -106,11 +106,11 @@ class ClipEmbedder:
     @property
     def grid(self) -> tuple[int, int]:
         """Token grid (rows, cols) of the model's token stage at the configured input size."""
-        return self.image_encoder.grid(*self.size, stage=self.token_stage)
+        return self.image_encoder.grid(*self.size, stage=self.image_encoder.stage)
 
     @property
     def cached_shape(self) -> tuple[int, int]:
-        """``(tokens, channels)`` of one frame's cached tokens (at the cache stage)."""
+        """``(tokens, channels)`` of one frame's cached tokens."""
         rows, cols = self.image_encoder.grid(*self.size)
         return rows * cols, self.image_encoder.channels
 

@@ -56,7 +56,7 @@ class ImageEncoder(torch.nn.Module):
     """
 
     def __init__(self, name: str = DEFAULT_IMAGE_ENCODER, weights: str | os.PathLike | None = None,
-                 stage: int = -1):
+                 stage: int = -1, cut: int = 0):
         super().__init__()
         import timm
 
@@ -86,6 +86,10 @@ class ImageEncoder(torch.nn.Module):
         self.channels = int(info[self.stage]["num_chs"])
         self.reduction = int(info[self.stage]["reduction"])
         self.source = str(path)
+        self.cut = int(cut)  # > 0: tokens before the stage's last `cut` blocks (see tail)
+        if self.cut:
+            probe = self._probe(64, 64, self.cut)
+            self.channels, self.reduction = int(probe[1]), 64 // int(probe[-1])
 
     def _load(self, path: Path) -> None:
         try:
@@ -116,30 +120,56 @@ class ImageEncoder(torch.nn.Module):
         red = self.reduction if stage is None else int(self.net.feature_info[stage]["reduction"])
         return -(-int(height) // red), -(-int(width) // red)
 
-    def tail(self, first: int, height: int, width: int) -> EncoderTail:
-        """A copy of the encoder's layers from feature stage ``first`` up to this encoder's
-        stage: it maps the tokens of stage ``first - 1`` to this stage's tokens, so stages
-        before ``first`` can stay frozen (their tokens cached) while the tail is fine-tuned.
-        Needs a timm model whose stages are ``blocks.<i>`` (EfficientNet, MobileNet families)."""
+    def _blocks(self) -> list[torch.nn.Module]:
+        """The encoder's blocks up to its token stage, in order (timm models whose stages are
+        ``blocks.<i>``: EfficientNet, MobileNet families)."""
+        module = self.net.feature_info[self.stage]["module"]
+        if not (module.startswith("blocks.") and module[7:].isdigit()):
+            raise SeldbenchError(f"model.image.finetune_blocks: timm model "
+                                 f"'{self.net.default_cfg.get('architecture', '?')}' has no "
+                                 f"blocks.<i> stages; fine-tune the whole encoder "
+                                 f"(finetune_blocks: 0)")
+        return [b for stage in self.net.blocks[:int(module[7:]) + 1] for b in stage]
+
+    def _cut_map(self, x: torch.Tensor, cut: int) -> torch.Tensor:
+        """The feature map before the last ``cut`` blocks of the token stage."""
+        blocks = self._blocks()
+        if not 1 <= cut < len(blocks):
+            raise SeldbenchError(f"model.image.finetune_blocks={cut}: 1..{len(blocks) - 1} "
+                                 f"(of the {len(blocks)} blocks up to stage {self.stage}); "
+                                 f"0 fine-tunes the whole encoder")
+        x = self.net.bn1(self.net.conv_stem(x))
+        for b in blocks[:len(blocks) - cut]:
+            x = b(x)
+        return x
+
+    def _probe(self, height: int, width: int, cut: int) -> torch.Size:
+        """Shape of the cut feature map, in eval mode (a probe must not move BN statistics)."""
+        was = self.net.training
+        self.net.eval()
+        try:
+            with torch.no_grad():
+                return self._cut_map(torch.zeros(1, 3, height, width), cut).shape
+        finally:
+            self.net.train(was)
+
+    def tail(self, n: int, height: int, width: int) -> EncoderTail:
+        """A copy of the last ``n`` blocks before the token stage, mapping the tokens an
+        encoder built with ``cut=n`` gives (cached once) to this stage's tokens: the
+        blocks before them stay frozen while the tail is fine-tuned with the model."""
         import copy
 
-        info = self.net.feature_info
-        if not 1 <= int(first) <= self.stage:
-            raise SeldbenchError(f"model.image.finetune_from={first}: a stage in 1..{self.stage} "
-                                 f"(model.image.stage); 0 fine-tunes the whole encoder")
-        names = [info[first - 1]["module"], info[self.stage]["module"]]
-        if not all(n.startswith("blocks.") and n[7:].isdigit() for n in names):
-            raise SeldbenchError(f"model.image.finetune_from={first}: timm model "
-                                 f"'{self.net.default_cfg.get('architecture', '?')}' has no "
-                                 f"blocks.<i> stages; use finetune_from 0")
-        lo, hi = (int(n[7:]) for n in names)
-        return EncoderTail(copy.deepcopy(self.net.blocks[lo + 1:hi + 1]),
-                           self.grid(height, width, first - 1))
+        rows, cols = self._probe(height, width, int(n))[-2:]
+        return EncoderTail(torch.nn.Sequential(*copy.deepcopy(self._blocks()[-int(n):])),
+                           (int(rows), int(cols)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
-        fmap = self.net.forward_intermediates(x, indices=[self.stage], stop_early=True,
-                                              intermediates_only=True)[-1]
+        if self.cut:
+            fmap = self._cut_map(x, self.cut)
+        else:
+            fmap = self.net.forward_intermediates(x, indices=[self.stage], stop_early=True,
+                                                  intermediates_only=True)[-1]
         return fmap.flatten(2).transpose(1, 2)  # (N, rows * cols, channels)
 
 
@@ -152,9 +182,15 @@ class EncoderTail(torch.nn.Module):
         self.blocks, self.grid = blocks, tuple(grid)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        n, _, ch = tokens.shape
-        x = tokens.float().transpose(1, 2).reshape(n, ch, *self.grid)
-        return self.blocks(x).flatten(2).transpose(1, 2)
+        # video frames are encoded every few label frames and held: a run of identical token
+        # maps goes through the blocks once (exact for any chunk start, unlike a fixed stride)
+        new = torch.ones(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+        new[1:] = (tokens[1:] != tokens[:-1]).flatten(1).any(1)
+        unique = tokens[new]
+        n, _, ch = unique.shape
+        x = unique.float().transpose(1, 2).reshape(n, ch, *self.grid)
+        out = self.blocks(x).flatten(2).transpose(1, 2)
+        return out[new.cumsum(0) - 1]
 
 
 class TextEncoder:

@@ -215,7 +215,7 @@ class CRATI(nn.Module):
         if frames is not None and self.image_encoder is not None:
             image = self.encode_frames(frames)
         elif image is not None and self.image_tail is not None:
-            tokens = self.image_tail(image.flatten(0, 1))  # every frame: exact under any hold
+            tokens = self.image_tail(image.flatten(0, 1))
             image = tokens.reshape(*image.shape[:2], *tokens.shape[1:])
         h = self.trunk.embed(x)  # (B, T, d): the audio representation
         fused, grounding, seen = h, None, None
