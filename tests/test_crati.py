@@ -424,17 +424,24 @@ def test_crati_trains_and_predicts_offline_on_synth_mini(synth_env, tmp_path):
     assert (tmp_path / "pred.csv").exists() and table.path is not None
 
 
-def test_fine_tuned_encoder_sees_frames_and_learns(specs, one_torch_thread):
+def _tuned_and_frozen(specs, image: dict):
+    """A CRATI with a fine-tuned image encoder and the frozen one with the same weights (and
+    a non-zero fusion output, so that the image path shows in the output)."""
     from seldbench_plugins.crati import build
 
     ds, fs = specs
     torch.manual_seed(0)
-    tuned = build({"image": {"finetune": True}}, ds, fs)
-    frozen = build({}, ds, fs)
+    tuned, frozen = build({"image": image}, ds, fs), build({}, ds, fs)
     frozen.load_state_dict({k: v for k, v in tuned.state_dict().items()
-                            if not k.startswith("image_encoder.")})
+                            if not k.startswith(("image_encoder.", "image_tail."))})
     torch.nn.init.normal_(tuned.fusion.out.weight)
     frozen.fusion.out.weight.data.copy_(tuned.fusion.out.weight.data)
+    return tuned, frozen
+
+
+def test_fine_tuned_encoder_sees_frames_and_learns(specs, one_torch_thread):
+
+    tuned, frozen = _tuned_and_frozen(specs, {"finetune": True})
     g = torch.Generator().manual_seed(1)
     frames = torch.randint(0, 256, (1, 10, 64, 128, 3), dtype=torch.uint8, generator=g)
     x, mask = torch.randn(1, 7, 50, 64), torch.ones(1, 10)
@@ -461,14 +468,8 @@ def test_last_blocks_of_the_encoder_fine_tuned_on_cached_earlier_tokens(specs, t
     from seldbench_plugins.crati.encoders import ImageEncoder
 
     ds, fs = specs
-    torch.manual_seed(0)
-    tuned = build({"image": {"finetune": True, "finetune_blocks": 6}}, ds, fs)
+    tuned, frozen = _tuned_and_frozen(specs, {"finetune": True, "finetune_blocks": 6})
     assert tuned.image_encoder is None and tuned.image_tail is not None
-    frozen = build({}, ds, fs)
-    frozen.load_state_dict({k: v for k, v in tuned.state_dict().items()
-                            if not k.startswith("image_tail.")})
-    torch.nn.init.normal_(tuned.fusion.out.weight)
-    frozen.fusion.out.weight.data.copy_(tuned.fusion.out.weight.data)
     g = torch.Generator().manual_seed(1)
     pixels = torch.randint(0, 256, (5, 64, 128, 3), dtype=torch.uint8, generator=g)
     with torch.no_grad():  # the cache holds the tokens 6 blocks before stage 3: stage 2's
