@@ -440,7 +440,6 @@ def _tuned_and_frozen(specs, image: dict):
 
 
 def test_fine_tuned_encoder_sees_frames_and_learns(specs, one_torch_thread):
-
     tuned, frozen = _tuned_and_frozen(specs, {"finetune": True})
     g = torch.Generator().manual_seed(1)
     frames = torch.randint(0, 256, (1, 10, 64, 128, 3), dtype=torch.uint8, generator=g)
