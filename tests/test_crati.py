@@ -98,6 +98,32 @@ def test_crati_on_the_einv2_backbone_is_einv2_and_learns_with_its_pit_loss(specs
         build({"backbone": "resnet"}, ds, fs)
 
 
+def test_image_evidence_into_the_sed_stream_only_leaves_the_doa_stream_audio(specs,
+                                                                           one_torch_thread):
+    from seldbench_plugins.crati import build
+
+    ds, fs = specs
+    torch.manual_seed(0)
+    m = build({"backbone": "einv2", "trunk": EIN, "class_queries": True, "fuse_into": "sed"},
+              ds, fs).eval()
+    for p in (m.fusion.out.weight, m.fusion.class_out.weight):  # non-zero, as after training
+        torch.nn.init.normal_(p)
+    x, side = torch.randn(2, 7, 250, 64), _side()
+    h = m.trunk.embed(x)
+    mask = side["image_mask"]
+    fused, _, _ = m.fusion(h, side["image"], mask)
+    d = m.trunk.d_model
+    assert torch.equal(fused[..., d:], h[..., d:])  # DOA stream: the audio's own
+    assert (fused[..., :d] - h[..., :d]).abs().amax() > 0.1  # SED stream: image added
+    everywhere = build({"backbone": "einv2", "trunk": EIN, "class_queries": True}, ds, fs)
+    everywhere.load_state_dict(m.state_dict())
+    assert (everywhere.fusion(h, side["image"], mask)[0][..., d:] - h[..., d:]).abs().amax() > 0.1
+    with pytest.raises(SeldbenchError, match="fuse_into='doa2': one of all, sed, doa"):
+        build({"backbone": "einv2", "trunk": EIN, "fuse_into": "doa2"}, ds, fs)
+    with pytest.raises(SeldbenchError, match="fuse_into='sed': one of all for backbone crnn"):
+        build({"fuse_into": "sed"}, ds, fs)
+
+
 def test_einv2_cpu_config_is_the_einv2_cpu_trunk_under_crati(specs):
     from seldbench.config import CONFIG_DIR, resolve
     from seldbench_plugins.crati import build

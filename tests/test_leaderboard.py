@@ -329,6 +329,13 @@ def test_committed_leaderboards_are_what_the_committed_records_give():
     for fig in ("F", "LE"):
         text, _ = compare(root / "runs", suite="dcase2023", classwise=fig)
         assert text == (root / f"classwise-{fig}.md").read_text(encoding="utf-8"), fig
+    # the CRATI ablation table: the command in leaderboards/README.md
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    command = readme[readme.index("--model crati --ablation"):].split("--out")[0]
+    configs = command.replace("\\\n", " ").split("--config")[1:]
+    text, _ = compare(root / "runs", suite="dcase2023", models=["crati"], ablation=True,
+                      configs=[c.strip() for c in configs])
+    assert text == (root / "ablation-crati.md").read_text(encoding="utf-8")
 
 
 def test_classwise_tables_aggregate_per_class_figures_and_keep_the_ranking(records):

@@ -26,6 +26,8 @@ CONFIG_KEYS: dict[str, Any] = {
     "embed_dim": 256,
     "fusion": True,
     "fusion_heads": 4,
+    "fuse_into": "all",  # the backbone's channels the image evidence is added to: all, or a
+    # stream of it (einv2: sed or doa)
     "video_dropout": 0.0,
     "class_queries": False,
     "token_dim": None,
@@ -102,6 +104,10 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
     tuned = bool(opts["image"]["finetune"])
     last = _whole(opts["image"]["finetune_blocks"], "image.finetune_blocks", 0)
     tail = encoder.tail(last, *opts["image"]["input_size"]) if tuned and last else None
+    streams = ["all", *getattr(trunk, "streams", {})]
+    if opts["fuse_into"] not in streams:
+        raise SeldbenchError(f"model.fuse_into={opts['fuse_into']!r}: one of "
+                             f"{', '.join(streams)} for backbone {opts['backbone']}")
     return CRATI(trunk, output_format=output_format, image_dim=encoder.channels, grid=grid,
                  image_encoder=encoder if tuned and not last else None, image_tail=tail,
                  every=int(opts["image"]["every"]), text_dim=_text_dim(opts["text"]),
@@ -114,7 +120,8 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                  slot_kernel=_odd(opts["slot_kernel"], "slot_kernel"),
                  positive_sectors=_whole(loss["positive_sectors"], "loss.positive_sectors", 0),
                  presence=bool(opts["presence"]),
-                 visual_residual=bool(opts["visual_residual"]), weights=weights,
+                 visual_residual=bool(opts["visual_residual"]),
+                 fuse_into=str(opts["fuse_into"]), weights=weights,
                  temperature=float(loss["temperature"]),
                  learnable_temperature=bool(loss["learnable_temperature"]),
                  contrast_frames=int(opts["contrast_frames"]))

@@ -47,8 +47,11 @@ class ImageFusion(nn.Module):
     def __init__(self, d_audio: int, d_image: int, grid: tuple[int, int], heads: int = 4,
                  dropout: float = 0.05, classes: int = 0, slot_dim: int = 8,
                  token_dim: int | None = None, slot_kernel: int = 1,
-                 presence: bool = False) -> None:
+                 presence: bool = False, into: Tensor | None = None) -> None:
         super().__init__()
+        # which audio channels the evidence is added to (1) or kept from (0); default all
+        self.register_buffer("into", torch.ones(d_audio) if into is None else into.float(),
+                             persistent=False)  # config, not state: old checkpoints load
         azel = np.radians(grid_directions(*grid))
         xyz = np.stack([np.cos(azel[:, 1]) * np.cos(azel[:, 0]),
                         np.cos(azel[:, 1]) * np.sin(azel[:, 0]), np.sin(azel[:, 1])], -1)
@@ -113,7 +116,7 @@ class ImageFusion(nn.Module):
             else:
                 add = add + self.class_out(slots)
             logits = logits.reshape(B, T, self.classes, -1)
-        return h + add * image_mask.float().unsqueeze(-1), logits, seen
+        return h + add * image_mask.float().unsqueeze(-1) * self.into, logits, seen
 
 
 class CRATI(nn.Module):
@@ -132,7 +135,8 @@ class CRATI(nn.Module):
                  video_dropout: float = 0.0, class_queries: bool = False,
                  token_dim: int | None = None, slot_kernel: int = 1,
                  positive_sectors: int = 0, presence: bool = False,
-                 visual_residual: bool = False, seed: int = 0) -> None:
+                 visual_residual: bool = False, fuse_into: str = "all",
+                 seed: int = 0) -> None:
         super().__init__()
         self.trunk = trunk
         self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
@@ -146,12 +150,20 @@ class CRATI(nn.Module):
         self.positive_sectors = int(positive_sectors)
         self.output_format = output_format  # the core decodes and scores what the trunk emits
         d = trunk.embed_width
+        into = None
+        if fuse_into != "all":  # e.g. EINV2's SED stream only: the image says what and when,
+            streams = getattr(trunk, "streams", {})  # the audio alone says where
+            if fuse_into not in streams:
+                raise ValueError(f"fuse_into={fuse_into!r}: the backbone's streams are "
+                                 f"{', '.join(['all', *streams]) }")
+            into = torch.zeros(d)
+            into[slice(*streams[fuse_into])] = 1.0
         with torch.random.fork_rng(devices=[]):  # leave the backbone's initialisation untouched
             torch.manual_seed(seed + 7919)
             self.fusion = ImageFusion(d, image_dim, grid, fusion_heads,
                                       classes=self.num_classes if class_queries else 0,
                                       token_dim=token_dim, slot_kernel=slot_kernel,
-                                      presence=presence) \
+                                      presence=presence, into=into) \
                 if fusion else None
             self.audio_proj = _mlp(d, embed_dim)
             self.image_proj = _mlp(image_dim, embed_dim)

@@ -271,6 +271,11 @@ class EINV2(nn.Module):
         """Width of :meth:`embed`'s output: the SED and DOA streams side by side."""
         return 2 * self.d_model
 
+    @property
+    def streams(self) -> dict[str, tuple[int, int]]:
+        """Where each stream lies in :meth:`embed`'s channels: ``{name: (start, stop)}``."""
+        return {"sed": (0, self.d_model), "doa": (self.d_model, 2 * self.d_model)}
+
     def forward(self, x: Tensor) -> Tensor:
         """Features -> track-wise output.
 
