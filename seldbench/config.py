@@ -1,10 +1,10 @@
 """Configuration: YAML layers merged in a fixed order, ``--set a.b=c`` overrides, validation.
 
 Order (later wins): ``configs/defaults.yaml`` <- dataset YAML <- model YAML <- experiment file
-(after the files it names under ``base:``) <- ``--set`` overrides. A layer may only change keys that already exist, except that the dataset
-YAML declares the keys of the ``dataset`` section and the model YAML those of ``model``. An
-unknown key is an error naming the file, line and key path, with the closest known key.
-Every file is read with ``yaml.safe_load`` rules.
+(after the files it names under ``base:``) <- ``--set`` overrides. A layer may only change keys
+that already exist, except that the dataset YAML declares the keys of the ``dataset`` section
+and the model YAML those of ``model``. An unknown key is an error naming the file, line and
+key path, with the closest known key. Every file is read with ``yaml.safe_load`` rules.
 """
 from __future__ import annotations
 

@@ -183,9 +183,7 @@ def side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device):
     image, text = _uses(opts)
     embedder = ClipEmbedder(opts["image"], opts["text"], cache_dir, device)
     return clip_streams(embedder, dataset, clips, frames, training=training,
-                        image=image and dataset.has_video, text=text,
-                        finetune=bool(opts["image"]["finetune"])
-                        and not opts["image"]["finetune_blocks"])
+                        image=image and dataset.has_video, text=text)
 
 
 def training_loss(output, target):

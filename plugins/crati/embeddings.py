@@ -49,8 +49,9 @@ class ClipEmbedder:
         self.every = max(1, int(self.image_cfg.get("every", 1)))
         # the tokens cached: those of the token stage, or, when the encoder's last n blocks
         # are fine-tuned, those before them (the input of the model's tuned tail)
-        n = int(self.image_cfg.get("finetune_blocks") or 0)
-        self.cut = n if self.image_cfg.get("finetune") else 0
+        tuned = bool(self.image_cfg.get("finetune"))
+        self.cut = int(self.image_cfg.get("finetune_blocks") or 0) if tuned else 0
+        self.frames = tuned and not self.cut  # the whole encoder learns: frames, not tokens
 
     # -------------------------------------------------------------- encoders (lazy)
 
@@ -151,11 +152,12 @@ class ClipEmbedder:
 
 
 def clip_streams(embedder: ClipEmbedder, dataset: DatasetSpec, clips: Sequence[ClipFiles],
-                 frames: Mapping[str, int], *, training: bool, image: bool, text: bool,
-                 finetune: bool = False) -> dict[str, dict[str, np.ndarray]]:
+                 frames: Mapping[str, int], *, training: bool, image: bool, text: bool
+                 ) -> dict[str, dict[str, np.ndarray]]:
     """The side streams of every clip (see the module docstring)."""
     out: dict[str, dict[str, np.ndarray]] = {}
     shape = None
+    finetune = embedder.frames
     name = "frames" if finetune else "image"
     for clip in clips:
         n = int(frames[clip.stem])

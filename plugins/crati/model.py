@@ -151,13 +151,9 @@ class CRATI(nn.Module):
         self.output_format = output_format  # the core decodes and scores what the trunk emits
         d = trunk.embed_width
         into = None
-        if fuse_into != "all":  # e.g. EINV2's SED stream only: the image says what and when,
-            streams = getattr(trunk, "streams", {})  # the audio alone says where
-            if fuse_into not in streams:
-                raise ValueError(f"fuse_into={fuse_into!r}: the backbone's streams are "
-                                 f"{', '.join(['all', *streams]) }")
-            into = torch.zeros(d)
-            into[slice(*streams[fuse_into])] = 1.0
+        if fuse_into != "all":  # one of trunk.streams (checked by the builder), e.g. EINV2's
+            into = torch.zeros(d)  # SED stream only: the image says what and when, the audio
+            into[slice(*trunk.streams[fuse_into])] = 1.0  # alone says where
         with torch.random.fork_rng(devices=[]):  # leave the backbone's initialisation untouched
             torch.manual_seed(seed + 7919)
             self.fusion = ImageFusion(d, image_dim, grid, fusion_heads,

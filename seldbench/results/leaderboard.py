@@ -279,8 +279,8 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str],
         keys = _varying_keys(list(flats.values()))
         varying = dict(zip(_short_names(keys), keys))
         for k in keys:  # columns under the full key path: a short name may clash
-            rows[k] = [flats.get(h, {}).get(k, "absent") if h in flats else "n/a"
-                         for h in rows["config_hash"]]
+            rows[k] = [flats[h].get(k, "absent") if h in flats else "n/a"
+                       for h in rows["config_hash"]]
     else:
         notes += _config_notes(recs, row_of)
     for _, r in rows.iterrows():
