@@ -211,21 +211,49 @@ def experiment_layers(path: str | Path, _chain: tuple[Path, ...] = ()
     return [*out, (path, data, lines)]
 
 
-def config_hash(cfg: dict) -> str:
+def config_hash(cfg: dict, neutral_keys: Mapping[str, Any] | None = None) -> str:
     """SHA-256 of what defines an experiment: the resolved config without the seed (runs that
     differ only by seed are one configuration), where files go (``output``, ``dataset.root``,
-    ``features.cache_dir``) and how work is spread (``train.num_workers``, ``train.threads``)."""
+    ``features.cache_dir``), how work is spread (``train.num_workers``, ``train.threads``) and
+    the model keys that hold their neutral value (``neutral_keys``, the model spec's: keys added
+    later, whose value there keeps the model as it was before them)."""
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(hashed_config(cfg), sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(hashed_config(cfg, neutral_keys),
+                                     sort_keys=True).encode()).hexdigest()
 
 
-def hashed_config(cfg: dict) -> dict:
+def hashed_config(cfg: dict, neutral_keys: Mapping[str, Any] | None = None) -> dict:
     """The part of a resolved config that :func:`config_hash` covers."""
     keep = {k: v for k, v in cfg.items() if k not in ("output", "seed")}
     keep["train"] = {k: v for k, v in cfg.get("train", {}).items()
                      if k not in ("num_workers", "threads")}
     keep["dataset"] = {k: v for k, v in cfg.get("dataset", {}).items() if k != "root"}
     keep["features"] = {k: v for k, v in cfg.get("features", {}).items() if k != "cache_dir"}
+    if neutral_keys and isinstance(cfg.get("model"), dict):
+        keep["model"] = _without_neutral(cfg["model"], neutral_keys)
     return keep
+
+
+def _without_neutral(section: dict, neutral_keys: Mapping[str, Any]) -> dict:
+    """``section`` without each dotted key that holds its neutral value (a mapping left empty
+    by that goes too: it did not exist before the key)."""
+    out = copy.deepcopy(section)
+    for path, value in neutral_keys.items():
+        *parents, leaf = path.split(".")
+        chain = [out]
+        for p in parents:
+            nxt = chain[-1].get(p)
+            if not isinstance(nxt, dict):
+                break
+            chain.append(nxt)
+        else:
+            if leaf in chain[-1] and chain[-1][leaf] == value \
+                    and type(chain[-1][leaf]) is type(value):
+                del chain[-1][leaf]
+                for d, p in zip(reversed(chain[:-1]), reversed(parents)):
+                    if d[p]:
+                        break
+                    del d[p]
+    return out

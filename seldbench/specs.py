@@ -103,6 +103,13 @@ class ModelSpec:
     left out otherwise, so validation, test and ``seldbench predict`` see what a user has.
     In ``eval()`` mode the model returns the SELD output tensor; in ``train()`` mode it may
     return anything its ``loss`` accepts (e.g. a dict with embeddings for contrastive terms).
+
+    ``neutral_keys`` (``{"image.finetune_blocks": 0}``): when a new version of a plugin adds a
+    config key whose default keeps the old behaviour, list it here with that default. A run's
+    config hash then leaves the key out while it holds that value, so runs from before and after
+    the key share one configuration: they group into one leaderboard row, and a run started
+    before an upgrade resumes after it. A key that changes what the model does by default needs
+    a new ``version`` instead.
     """
 
     name: str
@@ -119,6 +126,10 @@ class ModelSpec:
     side_inputs: Callable[..., Any] | None = None  # per-frame inputs beside the features, below
     config: Path | None = None  # the model's default YAML
     description: str = ""
+    # config keys (dotted, under ``model:``) added after runs of this model were recorded, each
+    # with the value that keeps what the model did before the key existed; see ``neutral_keys``
+    # in the class docstring
+    neutral_keys: Mapping[str, Any] = field(default_factory=dict)
 
 
 def model_output(model: Any, spec: ModelSpec) -> tuple[str, bool]:

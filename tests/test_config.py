@@ -115,3 +115,30 @@ def test_config_hash_ignores_seed_and_output_locations():
                            "train.threads=1"])
     assert config_hash(a) == config_hash(b)  # seeds of one configuration group together
     assert config_hash(a) != config_hash(resolve(overrides=["train.lr=0.01"]))
+
+
+def test_a_key_at_its_neutral_value_hashes_as_if_it_were_absent():
+    """A model key added later (listed in the spec's neutral_keys) must not orphan the runs
+    recorded before it: at its neutral value it leaves the hash alone; at any other value, or
+    with another type that compares equal (False == 0), it counts."""
+    from seldbench.config import config_hash, hashed_config
+
+    def with_model(**model):
+        cfg = resolve()
+        cfg["model"] = model
+        return cfg
+
+    neutral = {"image.finetune_blocks": 0, "fuse_into": "all"}
+    before = with_model(width=8)
+    after = with_model(width=8, fuse_into="all", image={"finetune_blocks": 0})
+    assert "image" not in hashed_config(after, neutral)["model"]  # emptied parent goes too
+    assert config_hash(after, neutral) == config_hash(before, neutral) == config_hash(before)
+    assert config_hash(after) != config_hash(before)  # without the spec's list: a new config
+    for changed in ({"fuse_into": "sed"}, {"image": {"finetune_blocks": 3}},
+                    {"image": {"finetune_blocks": False}}):
+        other = with_model(**{"width": 8, "fuse_into": "all", "image": {"finetune_blocks": 0},
+                              **changed})
+        assert config_hash(other, neutral) != config_hash(before), changed
+    kept = with_model(width=8, image={"finetune_blocks": 0, "stage": 3})
+    assert hashed_config(kept, neutral)["model"]["image"] == {"stage": 3}
+    assert kept["model"]["image"]["finetune_blocks"] == 0  # the config itself is left alone

@@ -315,6 +315,30 @@ def test_ablation_mode_puts_the_differing_keys_in_columns_and_config_filters(tmp
     assert out.exit_code == 0 and "| config | fusion | image.name | audio_text | model.name |" in out.output
 
 
+def test_committed_crati_runs_keep_their_hash_under_todays_config():
+    """The command that made a committed CRATI row, resolved by today's code, must give that
+    row's hash, so the row's seeds still group and a run of it resumes: CRATI keys added since
+    (``neutral_keys``) are left out of the hash at the values that keep the model as it was."""
+    import json
+    from pathlib import Path
+
+    from seldbench.config import config_hash
+    from seldbench.registry import get_registry
+    from seldbench.training.run import resolve_run_config
+
+    root = Path(__file__).resolve().parent.parent
+    reg = get_registry()
+    cpu = ["train.epochs=40", "train.batch_size=8", "train.threads=1"]
+    for exp in ("crati-einv2-cpu", "crati-einv2-audio-only", "crati-einv2-text"):
+        cfg = resolve_run_config("crati", "synth", root / "configs" / "experiments" / f"{exp}.yaml",
+                                 cpu, 0, reg)
+        digest = config_hash(cfg, reg.get_model("crati").neutral_keys)
+        recs = list((root / "leaderboards" / "runs" / "synth" / "crati").glob(
+            f"crati-synth-s0-{digest[:8]}*/record.json"))
+        assert recs, f"{exp}: no committed record with today's hash {digest[:8]}"
+        assert json.loads(recs[0].read_text())["config_hash"] == digest
+
+
 def test_committed_leaderboards_are_what_the_committed_records_give():
     """leaderboards/leaderboard.{md,csv} and the per-class tables are generated, never typed:
     regenerating them from the committed records must give the committed files byte for byte."""

@@ -275,14 +275,14 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str],
     notes += _provenance_notes(recs, row_of)
     varying = {}
     if ablation:
-        flats = _config_flats(recs)
+        flats = _config_flats(recs, registry)
         keys = _varying_keys(list(flats.values()))
         varying = dict(zip(_short_names(keys), keys))
         for k in keys:  # columns under the full key path: a short name may clash
             rows[k] = [flats[h].get(k, "absent") if h in flats else "n/a"
                        for h in rows["config_hash"]]
     else:
-        notes += _config_notes(recs, row_of)
+        notes += _config_notes(recs, row_of, registry)
     for _, r in rows.iterrows():
         if r["seeds"] < r["runs"]:
             notes.append(f"row {r['rank']}: {r['runs']} runs share {r['seeds']} seed(s) "
@@ -306,11 +306,17 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _config_flats(recs: list[dict]) -> dict[str, dict[str, str]]:
-    """Config hash -> its hashed config flattened to ``{key path: JSON value}``."""
+def _config_flats(recs: list[dict], registry) -> dict[str, dict[str, str]]:
+    """Config hash -> its hashed config flattened to ``{key path: JSON value}`` (without the
+    keys that hold their neutral value, for models the registry knows)."""
     from seldbench.config import hashed_config
 
-    return {rec["config_hash"]: _flatten(hashed_config(rec["config"]))
+    def neutral(rec: dict):
+        model = rec.get("model")
+        name = model.get("name") if isinstance(model, dict) else None
+        return registry.get_model(name).neutral_keys if name in registry.entries("model") else None
+
+    return {rec["config_hash"]: _flatten(hashed_config(rec["config"], neutral(rec)))
             for rec in recs if isinstance(rec.get("config"), dict)}
 
 
@@ -332,13 +338,14 @@ def _short_names(keys: list[str]) -> list[str]:
     return out
 
 
-def _config_notes(recs: list[dict], row_of: dict[int, int], most: int = 12) -> list[str]:
+def _config_notes(recs: list[dict], row_of: dict[int, int], registry, most: int = 12
+                  ) -> list[str]:
     """For a model with several configurations in one table (an ablation), the config keys
     whose values differ between them, so a row can be read without opening its record."""
     by_model: dict[str, dict[str, int]] = {}
     for i, rec in enumerate(recs):
         by_model.setdefault(rec["model"]["name"], {}).setdefault(rec["config_hash"], row_of[i])
-    all_flats = _config_flats(recs)
+    all_flats = _config_flats(recs, registry)
     notes = []
     for model, rows in by_model.items():
         configs = {h: (row, all_flats[h]) for h, row in rows.items() if h in all_flats}

@@ -99,7 +99,7 @@ def run(model: str, dataset: str, config_file: str | None = None,
     """Train ``model`` on ``dataset``, predict and score its test split; returns the record."""
     reg = get_registry()
     cfg = resolve_run_config(model, dataset, config_file, overrides, seed, reg)
-    digest = config_hash(cfg)
+    digest = config_hash(cfg, reg.get_model(model).neutral_keys)
     seed = int(cfg["seed"])
     runs_dir = Path(out or cfg["output"]["runs_dir"])
     base = runs_dir / dataset / model / f"{model}-{dataset}-s{seed}-{digest[:8]}"
