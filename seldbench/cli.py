@@ -143,6 +143,28 @@ def run_cmd(model, dataset, config_file, overrides, seed, epochs, out, quiet) ->
         click.echo(record_table(record))
 
 
+@main.command("cache")
+@click.option("--model", required=True, help="Model name (see `seldbench list models`).")
+@click.option("--dataset", required=True, help="Dataset name (see `seldbench list datasets`).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="Experiment YAML, as for `seldbench run`.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, as for `seldbench run` (repeatable).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes computing the model's side inputs, clip by clip.")
+def cache_cmd(model, dataset, config_file, overrides, workers) -> None:
+    """Compute before training what `seldbench run` with the same options caches.
+
+    That is the features of every split and the model's side inputs of every clip (CRATI: its
+    frozen encoders' image tokens and text embeddings). Seeds started afterwards, together,
+    then only read them.
+    """
+    from seldbench.training.prepare import warm_cache
+
+    warm_cache(model, dataset, config_file, list(overrides), workers,
+               log=lambda m: click.echo(m, err=True))
+
+
 # ---------------------------------------------------------------- predict, plot
 
 

@@ -211,6 +211,12 @@ def experiment_layers(path: str | Path, _chain: tuple[Path, ...] = ()
     return [*out, (path, data, lines)]
 
 
+def cache_dir_of(cfg: dict) -> Path:
+    """The feature cache folder of a resolved config (``features.cache_dir``; the model's
+    cached side inputs live under it too)."""
+    return Path(cfg["features"]["cache_dir"] or "~/.cache/seldbench/features").expanduser()
+
+
 def config_hash(cfg: dict, neutral_keys: Mapping[str, Any] | None = None) -> str:
     """SHA-256 of what defines an experiment: the resolved config without the seed (runs that
     differ only by seed are one configuration), where files go (``output``, ``dataset.root``,

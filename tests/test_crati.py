@@ -428,11 +428,23 @@ def test_crati_trains_and_predicts_offline_on_synth_mini(synth_env, tmp_path):
     from seldbench.training.inference import predict_to_csv
     from seldbench.training.run import run
 
+    from seldbench.training.prepare import warm_cache
+
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
     cache = tmp_path / "cache"
-    rec = run("crati", "synth-mini", overrides=[
-        "train.epochs=1", "train.batch_size=4", "train.threads=1", f"features.cache_dir={cache}",
-        "eval.jackknife=false"], out=str(tmp_path / "runs"), progress=False, log=lambda m: None)
+    overrides = ["train.epochs=1", "train.batch_size=4", "train.threads=1",
+                 f"features.cache_dir={cache}", "eval.jackknife=false"]
+    # `seldbench cache` first, in 2 processes: the run must then find everything it reads
+    warm = warm_cache("crati", "synth-mini", None, overrides, workers=2, log=lambda m: None)
+    assert warm["clips"] == 6
+
+    def listing():
+        return {p.relative_to(cache): p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
+
+    warmed = listing()
+    rec = run("crati", "synth-mini", overrides=overrides, out=str(tmp_path / "runs"),
+              progress=False, log=lambda m: None)
+    assert listing() == warmed  # nothing computed again, nothing missing
     assert rec["status"] == "complete" and rec["model"]["name"] == "crati"
     assert set(rec["results"]["dcase2023"]["figures"]) == {"ER", "F", "LE", "LR", "SELD"}
     # frozen encoders: one cache entry per clip (image for all 6 clips, text for train only)

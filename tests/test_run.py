@@ -164,3 +164,22 @@ def test_run_folder_lock_is_exclusive_and_dies_with_its_process(tmp_path):
     holder.kill()
     holder.wait()
     assert claim_run_dir(tmp_path / "k").path == tmp_path / "k"
+
+
+def test_cache_command_fills_the_cache_a_run_reads(synth_env, tmp_path):
+    """`seldbench cache` computes the features a run of the same options reads (one file per
+    split); a wrong key is one line naming it."""
+    from click.testing import CliRunner
+
+    from seldbench.cli import main
+
+    cache = tmp_path / "cache"
+    args = ["cache", "--model", "crnn", "--dataset", "synth-mini", "--set",
+            f"features.cache_dir={cache}"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    files = sorted(p.relative_to(cache).parts[:2] for p in cache.rglob("*.h5"))
+    assert files == [("synth-mini", "test"), ("synth-mini", "train"), ("synth-mini", "val")]
+    bad = CliRunner().invoke(main, [*args, "--set", "features.nope=1"])
+    assert bad.exit_code != 0 and "features.nope" in bad.output
+    assert "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1

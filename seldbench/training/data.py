@@ -55,6 +55,11 @@ class SplitData:
         return sum(self.label_frames.values()) * LABEL_HOP_S
 
 
+def label_frames(feature_frames: int, per: int) -> int:
+    """A clip's length in label frames: ``ceil(feature frames / feature frames per label)``."""
+    return math.ceil(feature_frames / per)
+
+
 def load_split(split: str, clips: Sequence[ClipFiles], dataset: DatasetSpec,
                feature: FeatureSpec, cached, normalize: Callable[[np.ndarray], np.ndarray],
                output: str, with_distance: bool, labelled: bool = True) -> SplitData:
@@ -64,7 +69,7 @@ def load_split(split: str, clips: Sequence[ClipFiles], dataset: DatasetSpec,
     feats, targets, lengths = {}, {}, {}
     for clip in clips:
         x = normalize(np.asarray(cached[clip.stem], np.float32))
-        frames = math.ceil(x.shape[1] / per)
+        frames = label_frames(x.shape[1], per)
         feats[clip.stem] = x
         lengths[clip.stem] = frames
         if labelled:

@@ -205,6 +205,7 @@ def _side_inputs(run: LoadedRun, wav_path, video_path, frames: int) -> dict:
     """The model's side streams for one user recording (test-time streams only)."""
     from dataclasses import replace
 
+    from seldbench.config import cache_dir_of
     from seldbench.specs import ClipFiles
 
     stem = Path(wav_path).stem
@@ -212,7 +213,7 @@ def _side_inputs(run: LoadedRun, wav_path, video_path, frames: int) -> dict:
                      Path(video_path) if video_path is not None else None)
     dataset = replace(run.dataset_spec, has_video=run.dataset_spec.has_video and clip.video
                       is not None)
-    cache = Path(run.config["features"]["cache_dir"] or "~/.cache/seldbench/features").expanduser()
+    cache = cache_dir_of(run.config)
     streams = run.model_spec.side_inputs(run.config["model"], dataset, [clip], {stem: frames},
                                          training=False, cache_dir=cache, device=run.device)
     return streams[stem]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from seldbench.config import CONFIG_DIR, config_hash, resolve
+from seldbench.config import CONFIG_DIR, cache_dir_of, config_hash, resolve
 from seldbench.data.roots import resolve_root
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_write_json
@@ -29,6 +29,7 @@ SPLITS = ("train", "val", "test")
 
 
 # ----------------------------------------------------------------------------- config
+
 
 
 def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
@@ -207,7 +208,7 @@ def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: 
     for s in SPLITS:
         if not clips[s]:
             raise SeldbenchError(f"dataset '{dspec.name}' at {root}: split '{s}' has no clips")
-    cache_dir = Path(cfg["features"]["cache_dir"] or "~/.cache/seldbench/features").expanduser()
+    cache_dir = cache_dir_of(cfg)
     cache = FeatureCache(cache_dir, registry=reg)
     cached = {}
     for turn in ((0,) if dist.world < 2 else (0, 1)):
