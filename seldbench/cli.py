@@ -115,13 +115,23 @@ def score(pred_dir, ref_dir, suite, num_classes, as_json, jackknife, no_last_fra
 # ---------------------------------------------------------------- run
 
 
+def _experiment_options(command):
+    """--model, --dataset, --config, --set: what resolves a run's config (run and cache)."""
+    for option in reversed([
+        click.option("--model", required=True, help="Model name (see `seldbench list models`)."),
+        click.option("--dataset", required=True,
+                     help="Dataset name (see `seldbench list datasets`)."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                     help="Experiment YAML merged over the defaults, dataset and model configs."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a config key, e.g. --set train.epochs=5 (repeatable)."),
+    ]):
+        command = option(command)
+    return command
+
+
 @main.command("run")
-@click.option("--model", required=True, help="Model name (see `seldbench list models`).")
-@click.option("--dataset", required=True, help="Dataset name (see `seldbench list datasets`).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="Experiment YAML merged over the defaults, dataset and model configs.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key, e.g. --set train.epochs=5 (repeatable).")
+@_experiment_options
 @click.option("--seed", type=int, default=None, help="Random seed (config key `seed`).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Shortcut for --set train.epochs=N.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -144,12 +154,7 @@ def run_cmd(model, dataset, config_file, overrides, seed, epochs, out, quiet) ->
 
 
 @main.command("cache")
-@click.option("--model", required=True, help="Model name (see `seldbench list models`).")
-@click.option("--dataset", required=True, help="Dataset name (see `seldbench list datasets`).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="Experiment YAML, as for `seldbench run`.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key, as for `seldbench run` (repeatable).")
+@_experiment_options
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes computing the model's side inputs, clip by clip.")
 def cache_cmd(model, dataset, config_file, overrides, workers) -> None:
