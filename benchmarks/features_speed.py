@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from seldbench.registry import get_registry
+from timing import print_table
 
 FS = 24000
 HOP, WIN, NFFT = 480, 960, 1024
@@ -156,10 +157,8 @@ def main() -> None:
                          f"{d_db:.1e}", f"{d_sp:.1e}"))
 
     head = ("feature", "implementation", "wall s", "audio s / s", "speed-up", "max |d| dB", "max |d| spatial")
-    print("| " + " | ".join(head) + " |")
-    print("|" + "|".join("---" for _ in head) + "|")
-    for feature, impl, wall, rate, ratio, d_db, d_sp in rows:
-        print(f"| {feature} | {impl} | {wall:.2f} | {rate:,.0f} | {ratio:.1f}x | {d_db} | {d_sp} |")
+    print_table(head, [(feature, impl, f"{wall:.2f}", f"{rate:,.0f}", f"{ratio:.1f}x", d_db, d_sp)
+                       for feature, impl, wall, rate, ratio, d_db, d_sp in rows])
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from seldbench.registry import get_registry
 from seldbench.specs import ClipFiles
 from seldbench.training.data import ChunkDataset, SplitData, collate_batch
 from seldbench.training.losses import adpit_loss
-from timing import mean_step_seconds
+from timing import mean_step_seconds, print_table
 
 FEATURE_HZ, LABEL_HZ = 50, 10  # 20-ms feature hop, 100-ms label hop
 CHANNELS, BINS = 7, 64
@@ -238,10 +238,8 @@ def main() -> None:
 
     head = ("stage", "implementation", "batch", "batches timed", "batches / s", "audio s / s",
             "ratio")
-    print("| " + " | ".join(head) + " |")
-    print("|" + "|".join("---" for _ in head) + "|")
-    for stage, impl, b, timed, bps, rate, ratio in rows:
-        print(f"| {stage} | {impl} | {b} | {timed} | {bps:.2f} | {rate:,.0f} | {ratio} |")
+    print_table(head, [(stage, impl, b, timed, f"{bps:.2f}", f"{rate:,.0f}", ratio)
+                       for stage, impl, b, timed, bps, rate, ratio in rows])
 
 
 if __name__ == "__main__":
