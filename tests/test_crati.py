@@ -579,3 +579,18 @@ def test_crati_on_einv2_runs_on_tau_nigens_2021_without_video(tmp_path, one_torc
     wav = sorted(Path(root).rglob("*.wav"))[0]
     table = predict_to_csv(run_dir, wav, tmp_path / "pred.csv")  # decoded as track-wise
     assert (tmp_path / "pred.csv").exists() and table.path is not None
+
+
+def test_same_keys_is_row_equality_for_any_key_width():
+    """The packed comparison behind the contrastive positives equals the plain definition,
+    including widths at and across the 62-bit packing boundary."""
+    from seldbench_plugins.crati.loss import same_keys
+
+    g = torch.Generator().manual_seed(0)
+    for k in (0, 1, 13, 61, 62, 63, 104, 130):
+        base = torch.rand(30, k, generator=g) < 0.3
+        keys = base[torch.randint(0, 30, (200,), generator=g)]  # repeated rows: positives
+        want = (keys[:, None, :] == keys[None, :, :]).all(-1)
+        got = same_keys(keys)
+        assert torch.equal(got, want), k
+        assert got.diagonal().all()

