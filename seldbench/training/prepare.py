@@ -26,8 +26,6 @@ def warm_cache(model: str, dataset: str, config_file: str | None = None,
     ``seldbench run`` with the same model, dataset, config and overrides would. Side inputs
     are computed by ``workers`` processes, clip by clip. Returns
     ``{"cache_dir": str, "clips": int, "features_s": float, "side_inputs_s": float}``."""
-    import torch
-
     from seldbench.features.cache import FeatureCache
     from seldbench.training.trainer import pick_device
 
@@ -60,14 +58,14 @@ def warm_cache(model: str, dataset: str, config_file: str | None = None,
             for a in args:
                 _side_inputs_of_clip(*a)
         else:
-            _in_processes(args, workers, torch.cuda.is_available() and device.type == "cuda")
+            _in_processes(args, workers)
         log(f"side inputs of '{model}': {len(jobs)} clips, {workers} process(es) "
             f"({time.perf_counter() - t0:.1f} s)")
     return {"cache_dir": str(cache_dir), "clips": len(jobs), "features_s": t_features,
             "side_inputs_s": time.perf_counter() - t0}
 
 
-def _in_processes(args: list[tuple], workers: int, cuda: bool) -> None:
+def _in_processes(args: list[tuple], workers: int) -> None:
     import concurrent.futures as cf
     import multiprocessing
 
