@@ -315,6 +315,26 @@ def test_ablation_mode_puts_the_differing_keys_in_columns_and_config_filters(tmp
     assert out.exit_code == 0 and "| config | fusion | image.name | audio_text | model.name |" in out.output
 
 
+def test_ablation_columns_read_a_key_added_later_as_its_neutral_value():
+    """CRATI's fuse_into (neutral: all) did not exist in older records: those rows read 'all',
+    not 'absent', and a record holding the neutral value reads like one without the key."""
+    from run_records import make_record
+
+    recs = []
+    for hash_, model in (("aa" * 12, {"width": 8}),
+                         ("ab" * 12, {"width": 8, "fuse_into": "sed",
+                                      "image": {"finetune_blocks": 0}}),
+                         ("ac" * 12, {"width": 16, "fuse_into": "all"})):
+        r = make_record("crati", 0, config_hash=hash_)
+        r["config"] = {"seed": 0, "train": {"device": "cpu"}, "model": model}
+        recs.append(r)
+    (t,) = build_tables(recs, ablation=True)
+    assert t.varying == {"fuse_into": "model.fuse_into", "width": "model.width"}
+    by_hash = dict(zip(t.rows["config_hash"].str[:2], t.rows["model.fuse_into"]))
+    assert by_hash == {"aa": '"all"', "ab": '"sed"', "ac": '"all"'}  # JSON, unquoted in the table
+    assert "absent" not in to_markdown([t])
+
+
 def test_committed_crati_runs_keep_their_hash_under_todays_config():
     """The command that made a committed CRATI row, resolved by today's code, must give that
     row's hash, so the row's seeds still group and a run of it resumes: CRATI keys added since

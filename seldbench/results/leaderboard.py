@@ -307,17 +307,24 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
 
 
 def _config_flats(recs: list[dict], registry) -> dict[str, dict[str, str]]:
-    """Config hash -> its hashed config flattened to ``{key path: JSON value}`` (without the
-    keys that hold their neutral value, for models the registry knows)."""
+    """Config hash -> its hashed config flattened to ``{key path: JSON value}``. For a model
+    the registry knows, a key of its ``neutral_keys`` reads as its neutral value where the
+    record predates it, so a row made before the key and one made after read alike."""
     from seldbench.config import hashed_config
 
-    def neutral(rec: dict):
+    out = {}
+    for rec in recs:
+        if not isinstance(rec.get("config"), dict):
+            continue
         model = rec.get("model")
         name = model.get("name") if isinstance(model, dict) else None
-        return registry.get_model(name).neutral_keys if name in registry.entries("model") else None
-
-    return {rec["config_hash"]: _flatten(hashed_config(rec["config"], neutral(rec)))
-            for rec in recs if isinstance(rec.get("config"), dict)}
+        neutral = registry.get_model(name).neutral_keys if name in registry.entries("model") \
+            else {}
+        flat = _flatten(hashed_config(rec["config"], neutral))
+        for key, value in neutral.items():
+            flat.setdefault(f"model.{key}", json.dumps(value))
+        out[rec["config_hash"]] = flat
+    return out
 
 
 def _varying_keys(flats: list[dict[str, str]]) -> list[str]:
