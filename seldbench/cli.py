@@ -164,7 +164,7 @@ def cache_cmd(model, dataset, config_file, overrides, workers) -> None:
     frozen encoders' image tokens and text embeddings). Seeds started afterwards, together,
     then only read them.
     """
-    from seldbench.training.prepare import warm_cache
+    from seldbench.training.warm_cache import warm_cache
 
     warm_cache(model, dataset, config_file, list(overrides), workers,
                log=lambda m: click.echo(m, err=True))

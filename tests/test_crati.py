@@ -428,7 +428,7 @@ def test_crati_trains_and_predicts_offline_on_synth_mini(synth_env, tmp_path):
     from seldbench.training.inference import predict_to_csv
     from seldbench.training.run import run
 
-    from seldbench.training.prepare import warm_cache
+    from seldbench.training.warm_cache import warm_cache
 
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
     cache = tmp_path / "cache"
