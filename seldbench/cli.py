@@ -153,6 +153,38 @@ def run_cmd(model, dataset, config_file, overrides, seed, epochs, out, quiet) ->
         click.echo(record_table(record))
 
 
+@main.command("rerun")
+@click.argument("record", type=click.Path(exists=True))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key (e.g. where the data is: dataset.root=DIR).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Runs folder (config key output.runs_dir).")
+@click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
+def rerun_cmd(record, overrides, out, quiet) -> None:
+    """Train again what RECORD (a record.json or its run folder) describes.
+
+    Same model, dataset, seed and resolved config; data and cache folders are this machine's.
+    Prints whether the config hash is the record's and the figures side by side. Check out the
+    record's git revision first for the same code.
+    """
+    from seldbench.training.run import rerun
+
+    old, new = rerun(record, list(overrides), out, progress=not quiet,
+                     log=lambda m: click.echo(m, err=True))
+    if not new:  # under torchrun only rank 0 has the record
+        return
+    same = old["config_hash"] == new["config_hash"]
+    click.echo(f"config {new['config_hash'][:8]}: "
+               + ("the record's" if same else f"not the record's ({old['config_hash'][:8]})"))
+    for suite, res in old["results"].items():
+        figs = (res or {}).get("figures") or {}
+        now = ((new["results"].get(suite) or {}).get("figures")) or {}
+        if figs:
+            click.echo(f"{suite}: " + ", ".join(
+                f"{k} {figs[k]:.4g} -> {now.get(k, float('nan')):.4g}" for k in figs
+                if isinstance(figs[k], (int, float))))
+
+
 @main.command("cache")
 @_experiment_options
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,

@@ -171,8 +171,10 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
 
 def resolve(*, dataset_yaml: str | Path | None = None, model_yaml: str | Path | None = None,
             experiment: str | Path | None = None, overrides: Iterable[str] = (),
-            defaults: str | Path | None = None) -> dict:
-    """The resolved configuration of a run, merged in the documented order."""
+            defaults: str | Path | None = None,
+            layers: Iterable[tuple[str, Mapping]] = ()) -> dict:
+    """The resolved configuration of a run, merged in the documented order; ``layers``
+    (``(source name, mapping)``, e.g. a run record's config) go after the experiment file."""
     cfg, _ = load_yaml(defaults or CONFIG_DIR / "defaults.yaml")
     for path, open_sections in ((dataset_yaml, ("dataset",)), (model_yaml, ("model",))):
         if path is not None:
@@ -181,6 +183,8 @@ def resolve(*, dataset_yaml: str | Path | None = None, model_yaml: str | Path | 
     if experiment is not None:
         for path, data, lines in experiment_layers(experiment):
             cfg = merge(cfg, data, str(path), lines)
+    for source, data in layers:
+        cfg = merge(cfg, data, source)
     return apply_overrides(cfg, overrides)
 
 

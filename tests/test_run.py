@@ -183,3 +183,30 @@ def test_cache_command_fills_the_cache_a_run_reads(synth_env, tmp_path):
     bad = CliRunner().invoke(main, [*args, "--set", "features.nope=1"])
     assert bad.exit_code != 0 and "features.nope" in bad.output
     assert "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_rerun_of_a_record_reproduces_its_config_and_figures(synth_env, tmp_path):
+    """`seldbench rerun RECORD` trains the record's model, dataset, seed and config again:
+    on the same code and machine, the same config hash and the same test figures."""
+    from click.testing import CliRunner
+
+    from seldbench.cli import main
+
+    rec = _run(synth_env, "runs_a")
+    run_dir = next((synth_env / "runs_a").rglob("record.json")).parent
+    out = CliRunner().invoke(main, ["rerun", str(run_dir), "--out", str(tmp_path / "again"),
+                                    "--quiet", "--set", f"features.cache_dir={tmp_path / 'c'}"])
+    assert out.exit_code == 0, out.output
+    (again,) = [json.loads(p.read_text()) for p in (tmp_path / "again").rglob("record.json")]
+    assert again["config_hash"] == rec["config_hash"] and again["seed"] == rec["seed"]
+    assert again["config"]["train"] == rec["config"]["train"]
+    assert again["results"]["dcase2023"]["figures"] == rec["results"]["dcase2023"]["figures"]
+    assert f"config {rec['config_hash'][:8]}: the record's" in out.output
+    # a record whose config holds a key today's config does not know: one line naming both
+    bad = json.loads((run_dir / "record.json").read_text())
+    bad["config"]["train"]["warmup_epochs"] = 3
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "record.json").write_text(json.dumps(bad))
+    out = CliRunner().invoke(main, ["rerun", str(tmp_path / "bad"), "--out", str(tmp_path / "x")])
+    assert out.exit_code != 0 and "record.json: config" in out.output
+    assert "train.warmup_epochs" in out.output and "Traceback" not in out.output

@@ -7,6 +7,7 @@ at the same time takes a sibling folder (``...-2``), so nothing is overwritten.
 """
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import fcntl
 import json
@@ -34,13 +35,13 @@ SPLITS = ("train", "val", "test")
 
 def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
                        overrides: Sequence[str] = (), seed: int | None = None,
-                       registry=None) -> dict:
+                       registry=None, layers: Sequence[tuple[str, dict]] = ()) -> dict:
     """The resolved config of a run (layers of :mod:`seldbench.config`), names checked."""
     reg = registry or get_registry()
     mspec, dspec = reg.get_model(model), reg.get_dataset(dataset)
     ds_yaml = CONFIG_DIR / "datasets" / f"{dspec.name}.yaml"
     cfg = resolve(dataset_yaml=ds_yaml if ds_yaml.exists() else None,
-                  model_yaml=mspec.config, experiment=config_file,
+                  model_yaml=mspec.config, experiment=config_file, layers=layers,
                   overrides=[f"dataset.name={dataset}", *overrides,
                              *([f"seed={seed}"] if seed is not None else [])])
     feature = cfg["features"]["name"] or mspec.features[0]
@@ -54,6 +55,34 @@ def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
         reg.get_metric_suite(s)
     cfg["eval"]["suites"] = list(suites)
     return cfg
+
+
+def rerun(record_path: str | os.PathLike, overrides: Sequence[str] = (), out: str | None = None,
+          progress: bool = True, log=print) -> tuple[dict, dict]:
+    """Train again what a run record describes: its model, dataset and seed, and its resolved
+    config as the last config layer, except where files go on the machine that made it
+    (``output.runs_dir``, ``dataset.root``, ``features.cache_dir``: this machine's defaults,
+    or ``overrides``). Returns ``(old record, new record)``. A key the record holds that
+    today's config no longer has is an error naming the record and the key."""
+    from seldbench.results.records import load_records
+
+    path = Path(record_path)
+    path = path / "record.json" if path.is_dir() else path
+    (old,) = load_records(path)
+    new = run(old["model"]["name"], old["dataset"]["name"], None, overrides, int(old["seed"]),
+              out, progress=progress, log=log, layers=[(f"{path}: config", record_layer(old))])
+    return old, new
+
+
+def record_layer(record: dict) -> dict:
+    """A run record's resolved config as a config layer for :func:`rerun`: without the seed
+    (given apart) and without where files went on the machine that made it."""
+    layer = copy.deepcopy(record["config"])
+    layer.pop("seed", None)
+    for section, key in (("output", "runs_dir"), ("dataset", "root"), ("features", "cache_dir")):
+        if isinstance(layer.get(section), dict):
+            layer[section].pop(key, None)
+    return layer
 
 
 # ----------------------------------------------------------------------------- run folder
@@ -96,10 +125,12 @@ def claim_run_dir(base: Path) -> RunDir:
 
 def run(model: str, dataset: str, config_file: str | None = None,
         overrides: Sequence[str] = (), seed: int | None = None, out: str | None = None,
-        progress: bool = True, on_step: Callable | None = None, log=print) -> dict:
-    """Train ``model`` on ``dataset``, predict and score its test split; returns the record."""
+        progress: bool = True, on_step: Callable | None = None, log=print,
+        layers: Sequence[tuple[str, dict]] = ()) -> dict:
+    """Train ``model`` on ``dataset``, predict and score its test split; returns the record.
+    ``layers``: config mappings merged after ``config_file`` (see :func:`rerun`)."""
     reg = get_registry()
-    cfg = resolve_run_config(model, dataset, config_file, overrides, seed, reg)
+    cfg = resolve_run_config(model, dataset, config_file, overrides, seed, reg, layers)
     digest = config_hash(cfg, reg.get_model(model).neutral_keys)
     seed = int(cfg["seed"])
     runs_dir = Path(out or cfg["output"]["runs_dir"])
