@@ -76,8 +76,12 @@ def _in_processes(args: list[tuple], workers: int) -> None:
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_child_init,
                                 initargs=(threads,)) as pool:
         futures = [pool.submit(_side_inputs_of_clip, *a) for a in args]
-        for f in cf.as_completed(futures):
-            f.result()  # the first failure (a SeldbenchError naming its file) stops the command
+        try:
+            for f in cf.as_completed(futures):
+                f.result()  # the first failure (a SeldbenchError naming its file) is raised
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # clips not started are not started
+            raise
 
 
 def _child_init(threads: int) -> None:
