@@ -173,9 +173,10 @@ def rerun_cmd(record, overrides, out, quiet) -> None:
                      log=lambda m: click.echo(m, err=True))
     if not new:  # under torchrun only rank 0 has the record
         return
-    same = old["config_hash"] == new["config_hash"]
-    click.echo(f"config {new['config_hash'][:8]}: "
-               + ("the record's" if same else f"not the record's ({old['config_hash'][:8]})"))
+    for what, a, b in (("config", old["config_hash"], new["config_hash"]),
+                       ("data", old["dataset"]["data_hash"], new["dataset"]["data_hash"])):
+        click.echo(f"{what} {b[:8]}: " + ("the record's" if a == b
+                                          else f"not the record's ({a[:8]})"))
     for suite, res in old["results"].items():
         figs = (res or {}).get("figures") or {}
         now = ((new["results"].get(suite) or {}).get("figures")) or {}

@@ -202,6 +202,7 @@ def test_rerun_of_a_record_reproduces_its_config_and_figures(synth_env, tmp_path
     assert again["config"]["train"] == rec["config"]["train"]
     assert again["results"]["dcase2023"]["figures"] == rec["results"]["dcase2023"]["figures"]
     assert f"config {rec['config_hash'][:8]}: the record's" in out.output
+    assert f"data {rec['dataset']['data_hash'][:8]}: the record's" in out.output
     # a record whose config holds a key today's config does not know: one line naming both
     bad = json.loads((run_dir / "record.json").read_text())
     bad["config"]["train"]["warmup_epochs"] = 3
