@@ -320,8 +320,8 @@ def _config_flats(recs: list[dict], registry) -> dict[str, dict[str, str]]:
         name = model.get("name") if isinstance(model, dict) else None
         neutral = registry.get_model(name).neutral_keys if name in registry.entries("model") \
             else {}
-        flat = _flatten(hashed_config(rec["config"], neutral))
-        for key, value in neutral.items():
+        flat = _flatten(hashed_config(rec["config"]))
+        for key, value in neutral.items():  # absent before the key: its neutral value
             flat.setdefault(f"model.{key}", json.dumps(value))
         out[rec["config_hash"]] = flat
     return out
