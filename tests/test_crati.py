@@ -551,6 +551,38 @@ def _fixture_run(tmp_path, dataset, root, more=()):
         out=str(tmp_path / "runs"), progress=False, log=lambda m: None)
 
 
+def test_tail_convolutions_are_the_library_ones_to_rounding(one_torch_thread):
+    import copy
+
+    from seldbench_plugins.crati.convs import DepthwiseConv, PointwiseConv, swap_convs
+    from seldbench_plugins.crati.encoders import ImageEncoder
+
+    ref = torch.nn.Sequential(*copy.deepcopy(ImageEncoder(stage=3)._blocks()[-4:])).double()
+    fast = swap_convs(copy.deepcopy(ref))
+    assert list(fast.state_dict()) == list(ref.state_dict())  # checkpoints load either way
+    kinds = [type(m) for m in fast.modules()]
+    # blocks.3.2 and blocks.4.*: two 1 x 1 and one depthwise 'same' conv each
+    assert kinds.count(PointwiseConv) == 8 and kinds.count(DepthwiseConv) == 4
+    odd = torch.nn.Sequential(torch.nn.Conv2d(6, 6, (3, 5), padding=(1, 2), groups=6, bias=False),
+                              torch.nn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6, bias=False),
+                              torch.nn.Conv2d(6, 4, 1, bias=True)).double()
+    odd_fast = swap_convs(copy.deepcopy(odd))
+    assert [type(m) for m in odd_fast] == [DepthwiseConv, torch.nn.Conv2d, torch.nn.Conv2d]
+    g = torch.Generator().manual_seed(0)
+    for a, b, shape in ((ref, fast, (7, 80, 4, 8)), (odd, odd_fast, (3, 6, 5, 9))):
+        a.eval(), b.eval()
+        x = torch.randn(*shape, dtype=torch.float64, generator=g)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ya, yb = a(xa), b(xb)
+        assert torch.allclose(ya, yb, atol=1e-12)
+        w = torch.randn(ya.shape, dtype=torch.float64, generator=g)
+        (ya * w).sum().backward()
+        (yb * w).sum().backward()
+        assert torch.allclose(xa.grad, xb.grad, atol=1e-12)
+        for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+            assert torch.allclose(pa.grad, pb.grad, atol=1e-10), name
+
+
 def test_crati_runs_on_a_starss23_tree_with_and_without_video(tmp_path, one_torch_thread):
     from dataset_trees import make_starss_tree
 

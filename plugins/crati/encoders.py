@@ -178,8 +178,11 @@ class EncoderTail(torch.nn.Module):
     rows * cols, channels)`` of one stage -> tokens of a later stage (row-major)."""
 
     def __init__(self, blocks: torch.nn.Module, grid: tuple[int, int]):
+        from seldbench_plugins.crati.convs import swap_convs
+
         super().__init__()
-        self.blocks, self.grid = blocks, tuple(grid)
+        # on a few hundred small maps the library's CPU convolution backward dominates a step
+        self.blocks, self.grid = swap_convs(blocks), tuple(grid)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         # video frames are encoded every few label frames and held: a run of identical token
