@@ -402,11 +402,35 @@ def test_missing_or_wrong_local_weights_are_one_clear_error(specs, tmp_path):
         build({"image": {"weights": str(wrong)}}, ds, fs)
     with pytest.raises(SeldbenchError, match=r"model.image.weights is null.*resnet18"):
         build({"image": {"encoder": "resnet18"}}, ds, fs)
-    with pytest.raises(SeldbenchError, match=r"model.text.encoder: .*nodir: no config.json"):
-        build({"text": {"encoder": str(tmp_path / "nodir")}}, ds, fs)
+    (tmp_path / "notmodel").mkdir()
+    with pytest.raises(SeldbenchError, match=r"model.text.encoder: .*notmodel: no config.json"):
+        build({"text": {"encoder": str(tmp_path / "notmodel")}}, ds, fs)
     with pytest.raises(SeldbenchError, match=r"unknown config key 'model.loss.audio_txt'.*"
                                              r"did you mean 'model.loss.audio_text'"):
         build({"loss": {"audio_txt": 1.0}}, ds, fs)
+
+
+def test_a_trained_crati_loads_and_predicts_without_its_text_encoder(specs, tmp_path,
+                                                                   one_torch_thread):
+    from seldbench_plugins.crati import build
+
+    ds, fs = specs
+    torch.manual_seed(0)
+    trained = build({}, ds, fs)  # the installed text encoder (384-d)
+    gone = {"text": {"encoder": str(tmp_path / "elsewhere")}}  # not on this machine
+    model = build(gone, ds, fs)
+    assert model.text_proj is None
+    model.load_state_dict(trained.state_dict())  # strict: the text head comes from the weights
+    assert model.text_proj[0].weight.shape == (256, 384)
+    trained.eval(), model.eval()
+    side = _side()
+    x = torch.randn(2, 7, 250, 64)
+    with torch.no_grad():  # test time: audio and video, no text
+        assert torch.equal(model(x, image=side["image"], image_mask=side["image_mask"]),
+                           trained(x, image=side["image"], image_mask=side["image_mask"]))
+    untrained = build(gone, ds, fs).train()
+    with pytest.raises(SeldbenchError, match=r"model.text.encoder: not found .* 384-d text"):
+        untrained(x, **side)
 
 
 def test_grid_cells_follow_the_video_convention():
@@ -424,7 +448,7 @@ def test_grid_cells_follow_the_video_convention():
     assert np.array_equal(direction_cell(az, el, rows, cols), cell.astype(int) % (rows * cols))
 
 
-def test_crati_trains_and_predicts_offline_on_synth_mini(synth_env, tmp_path):
+def test_crati_trains_and_predicts_offline_on_synth_mini(synth_env, tmp_path, monkeypatch):
     from seldbench.training.inference import predict_to_csv
     from seldbench.training.run import run
 
@@ -458,6 +482,12 @@ def test_crati_trains_and_predicts_offline_on_synth_mini(synth_env, tmp_path):
     wav = sorted(root.glob("foa_dev/*/*.wav"))[0]
     mp4 = next(root.glob(f"video_dev/*/{wav.stem}.mp4"))
     run_dir = next((tmp_path / "runs").rglob("record.json")).parent
+
+    def not_installed():
+        raise SeldbenchError("the text encoder package is not installed")
+
+    # a user's machine without the text encoder: text is a training signal only
+    monkeypatch.setattr("seldbench_plugins.crati.encoders.default_text_encoder", not_installed)
     table = predict_to_csv(run_dir, wav, tmp_path / "pred.csv", video_path=mp4)
     assert (tmp_path / "pred.csv").exists() and table.path is not None
 

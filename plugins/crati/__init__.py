@@ -157,21 +157,29 @@ def _image_encoder(image_cfg: dict):
     return enc, enc.grid(*image_cfg["input_size"])
 
 
-def _text_dim(text_cfg: dict) -> int:
+def _text_dim(text_cfg: dict) -> int | None:
+    """Width of the text encoder's embeddings, from its config.json; None where the encoder is
+    not on this machine: a trained model predicts without it (text is a training signal), and
+    its text head is sized from the checkpoint when loaded."""
     import json
     from pathlib import Path
 
     from seldbench_plugins.crati.encoders import default_text_encoder
 
-    where = Path(text_cfg["encoder"]).expanduser() if text_cfg["encoder"] else \
-        default_text_encoder()
+    try:
+        where = Path(text_cfg["encoder"]).expanduser() if text_cfg["encoder"] else \
+            default_text_encoder()
+    except SeldbenchError:  # the default package is not installed
+        return None
     config = where / "config.json"
+    if not where.exists():
+        return None
     if not config.is_file():
         raise SeldbenchError(f"model.text.encoder: {where}: no config.json (not a local "
                              f"transformers model directory)")
     try:
         return int(json.loads(config.read_text())["hidden_size"])
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, TypeError):
         raise SeldbenchError(f"{config}: no hidden_size") from None
 
 

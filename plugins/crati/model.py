@@ -29,10 +29,19 @@ import torch
 from torch import Tensor, nn
 
 from seldbench.data.video import grid_directions
+from seldbench.errors import SeldbenchError
 
 
 def _mlp(d_in: int, d_out: int) -> nn.Module:
     return nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out))
+
+
+def _size_text_head(model: nn.Module, state_dict, prefix: str, *args) -> None:
+    """Load-state-dict pre-hook of :class:`CRATI`: a model built without its text encoder
+    gets the text head of the checkpoint's width."""
+    first = state_dict.get(prefix + "text_proj.0.weight")  # (embed_dim, text_dim)
+    if model.text_proj is None and first is not None:
+        model.text_proj = _mlp(int(first.shape[1]), int(first.shape[0]))
 
 
 class ImageFusion(nn.Module):
@@ -127,7 +136,8 @@ class CRATI(nn.Module):
 
     def __init__(self, trunk: nn.Module, *, image_dim: int, grid: tuple[int, int],
                  output_format: str = "multi_accdoa",
-                 text_dim: int, embed_dim: int = 256, fusion: bool = True, fusion_heads: int = 4,
+                 text_dim: int | None, embed_dim: int = 256, fusion: bool = True,
+                 fusion_heads: int = 4,
                  weights: Mapping[str, float], temperature: float = 0.07,
                  learnable_temperature: bool = True, contrast_frames: int = 512,
                  image_encoder: nn.Module | None = None, image_tail: nn.Module | None = None,
@@ -163,7 +173,9 @@ class CRATI(nn.Module):
                 if fusion else None
             self.audio_proj = _mlp(d, embed_dim)
             self.image_proj = _mlp(image_dim, embed_dim)
-            self.text_proj = _mlp(text_dim, embed_dim)
+            # no text encoder on this machine (None): sized by the checkpoint loaded into it
+            self.text_proj = _mlp(text_dim, embed_dim) if text_dim is not None else None
+        self.register_load_state_dict_pre_hook(_size_text_head)
         if visual_residual:
             if output_format != "multi_accdoa":
                 raise ValueError("visual_residual needs a multi-ACCDOA output")
@@ -265,6 +277,11 @@ class CRATI(nn.Module):
                 out["image_mask"] = (event_mask.sum(-1) > 0).float() * (
                     image_mask.float() if image_mask is not None else 1.0)
             if text is not None:
+                if self.text_proj is None:
+                    raise SeldbenchError(f"model.text.encoder: not found when the model was "
+                                         f"built, so its text head cannot take the "
+                                         f"{text.shape[-1]}-d text embeddings; training with "
+                                         f"text needs the local text encoder")
                 out["text"] = nn.functional.normalize(self.text_proj(text.float()), dim=-1)
                 out["text_mask"] = text_mask
         return out
