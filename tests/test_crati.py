@@ -145,7 +145,9 @@ def test_einv2_cpu_config_is_the_einv2_cpu_trunk_under_crati(specs):
                        ("text", {"fusion": False, "audio_text": 0.01, "audio_image": 0.0,
                                  "align": 0.0}),
                        ("image", {"fusion": True, "audio_text": 0.0, "audio_image": 0.01,
-                                  "align": 0.0})):
+                                  "align": 0.0}),
+                       ("contrastive", {"fusion": False, "audio_text": 0.01,
+                                        "audio_image": 0.01, "align": 0.01})):
         ab = resolve(model_yaml=CONFIG_DIR / "models" / "crati.yaml",
                      experiment=CONFIG_DIR / "experiments" / f"crati-einv2-{name}.yaml")
         assert ab["features"] == cfg["features"] and ab["train"] == cfg["train"], name
