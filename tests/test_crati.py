@@ -184,6 +184,35 @@ def test_fusion_is_off_where_a_clip_has_no_video(specs, one_torch_thread):
     assert (fused - audio_only).abs().max() > 1e-3
 
 
+def test_without_the_fusion_the_image_is_read_for_training_only(specs, tmp_path, monkeypatch):
+    from seldbench.specs import ClipFiles
+    from seldbench_plugins.crati import side_inputs
+    from seldbench_plugins.crati.embeddings import ClipEmbedder
+
+    ds = specs[0]
+    read = []
+
+    def tokens(self, clip, n):
+        read.append(clip.stem)
+        return np.ones((n, 32, 112), np.float16)
+
+    monkeypatch.setattr(ClipEmbedder, "image_tokens", tokens)
+    clips = [ClipFiles("c0", {}, None, tmp_path / "c0.mp4")]
+    contrastive = {"fusion": False, "class_queries": False,
+                   "loss": {"audio_text": 0.0, "align": 0.0}}  # audio-image InfoNCE only
+    for cfg, want in (({}, ["c0"]), (contrastive, [])):  # test time: the fusion reads video
+        read.clear()
+        streams = side_inputs(cfg, ds, clips, {"c0": 10}, training=False, cache_dir=tmp_path,
+                              device="cpu")
+        assert read == want and ("image" in streams["c0"]) == bool(want)
+    monkeypatch.setattr(ClipEmbedder, "event_cells",
+                        lambda self, clip, dataset, n: (np.zeros((n, 3)), np.ones((n, 3))))
+    read.clear()  # training: the audio-image terms read it with or without the fusion
+    streams = side_inputs(contrastive, ds, clips, {"c0": 10}, training=True,
+                          cache_dir=tmp_path, device="cpu")
+    assert read == ["c0"] and streams["c0"]["image"].shape == (10, 32, 112)
+
+
 def test_video_dropout_masks_whole_training_sequences_only(specs, one_torch_thread):
     from seldbench_plugins.crati import build
 

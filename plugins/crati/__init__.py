@@ -184,11 +184,14 @@ def _text_dim(text_cfg: dict) -> int | None:
 
 
 def side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device):
-    """Cached image tokens (and, for the train split, event tokens and text embeddings)."""
+    """Cached image tokens (and, for the train split, event tokens and text embeddings); at
+    test time only what the model reads (no image tokens without the fusion)."""
     from seldbench_plugins.crati.embeddings import ClipEmbedder, clip_streams
 
     opts = resolve(cfg)
     image, text = _uses(opts)
+    # without the fusion the image is a training signal only, like the text
+    image = image and (training or bool(opts["fusion"]))
     embedder = ClipEmbedder(opts["image"], opts["text"], cache_dir, device)
     return clip_streams(embedder, dataset, clips, frames, training=training,
                         image=image and dataset.has_video, text=text)
