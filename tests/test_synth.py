@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import colorsys
 import json
+import os
 import re
 from pathlib import Path
 
@@ -441,3 +442,34 @@ def test_sources(cls):
     assert not np.allclose(a.signal, b.signal)  # random variation per instance
     assert a.envelope.shape == (150,) and a.envelope.max() == pytest.approx(1.0)
     assert a.envelope[:3].max() > 0.01  # sounds from the labelled onset
+
+
+_RENDER = """
+import hashlib
+from seldbench.data.synth.config import SynthConfig
+from seldbench.data.synth.generate import plan_clips, render_clip
+from seldbench.data.synth.mixer import to_pcm16
+_, audio, _ = render_clip(plan_clips(4)[0], 0, 20.0, SynthConfig())
+print(hashlib.sha1(to_pcm16(audio)[0].tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="known (generator 1.0): the diffuse background is rendered "
+                   "in complex64, whose last bits follow numpy's SIMD dispatch; ~13 of 3.84 M "
+                   "PCM samples of a 20-s clip differ by 1 LSB between AVX2 and baseline x86 "
+                   "(rendered in float64: none). A fix changes the data: a generator version bump")
+def test_synth_audio_does_not_depend_on_the_cpus_simd_level():
+    import subprocess
+    import sys
+
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    if not __cpu_features__.get("X86_V3"):
+        pytest.skip("this CPU has no SIMD level above the x86 baseline to compare with")
+    digests = []
+    for disable in ("", "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"):
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": disable}
+        out = subprocess.run([sys.executable, "-c", _RENDER], env=env, capture_output=True,
+                             text=True, check=True)
+        digests.append(out.stdout.strip())
+    assert digests[0] == digests[1]
