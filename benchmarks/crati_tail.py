@@ -5,8 +5,8 @@ The tail (``model.image.finetune: true, finetune_blocks: n``) is the last ``n`` 
 EfficientNet-Lite0 before stage 3, run in eval mode (BN statistics stay pretrained) on the
 cached tokens before them: 4 x 8 maps of 80 or 112 channels, one per held video frame (batch 8
 of 5-s chunks with ``every: 2`` = 200 frames). Timed: forward + backward of the output's sum
-to the weights (the cached input needs no gradient). The reference is the same blocks with timm's ``nn.Conv2d``
-(outputs checked equal first).
+to the weights (the cached input needs no gradient). The reference is the same blocks with
+timm's ``nn.Conv2d`` (outputs checked equal first).
 
     python benchmarks/crati_tail.py                  # CPU, 1 thread
     python benchmarks/crati_tail.py --threads 2 --frames 200 800

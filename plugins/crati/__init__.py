@@ -191,10 +191,10 @@ def side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device):
     opts = resolve(cfg)
     image, text = _uses(opts)
     # without the fusion the image is a training signal only, like the text
-    image = image and (training or bool(opts["fusion"]))
+    image = image and dataset.has_video and (training or bool(opts["fusion"]))
     embedder = ClipEmbedder(opts["image"], opts["text"], cache_dir, device)
-    return clip_streams(embedder, dataset, clips, frames, training=training,
-                        image=image and dataset.has_video, text=text)
+    return clip_streams(embedder, dataset, clips, frames, training=training, image=image,
+                        text=text)
 
 
 def training_loss(output, target):
