@@ -381,13 +381,17 @@ def test_committed_leaderboards_are_what_the_committed_records_give():
     for fig in ("F", "LE"):
         text, _ = compare(root / "runs", suite="dcase2023", classwise=fig)
         assert text == (root / f"classwise-{fig}.md").read_text(encoding="utf-8"), fig
-    # the CRATI ablation table: the command in leaderboards/README.md
+    # the CRATI ablation tables: the commands in leaderboards/README.md, one per recipe
     readme = (root / "README.md").read_text(encoding="utf-8")
-    command = readme[readme.index("--model crati --ablation"):].split("--out")[0]
-    configs = command.replace("\\\n", " ").split("--config")[1:]
-    text, _ = compare(root / "runs", suite="dcase2023", models=["crati"], ablation=True,
-                      configs=[c.strip() for c in configs])
-    assert text == (root / "ablation-crati.md").read_text(encoding="utf-8")
+    commands = readme.split("--model crati --ablation")[1:]
+    assert len(commands) == 2
+    for command in commands:
+        options, out = command.replace("\\\n", " ").split("--out", 1)
+        configs = [c.strip() for c in options.split("--config")[1:]]
+        text, _ = compare(root / "runs", suite="dcase2023", models=["crati"], ablation=True,
+                          configs=configs)
+        target = out.split()[0].removeprefix("leaderboards/")
+        assert text == (root / target).read_text(encoding="utf-8"), target
 
 
 def test_classwise_tables_aggregate_per_class_figures_and_keep_the_ranking(records):
