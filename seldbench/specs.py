@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from seldbench.errors import SeldbenchError
 
@@ -120,10 +120,15 @@ class ModelSpec:
     with_distance: bool = False
     needs_video: bool = False  # uses video frames when the clip has them
     needs_text: bool = False  # uses per-frame text (training only)
-    loss: Callable[..., Any] | None = None  # loss(output, target) -> scalar; None: the core
-    # loss of ``output`` (multi-ACCDOA: ADPIT MSE, seldbench.training.losses.adpit_loss;
-    # track-wise: PIT BCE + MSE, seldbench.training.losses.pit_loss)
+    # loss(cfg, dataset) -> (loss(output, target) -> scalar): a factory given the model's
+    # resolved ``model:`` section and the DatasetSpec, so loss settings come from the config,
+    # not through the forward output. None: the core loss of ``output`` (multi-ACCDOA: ADPIT
+    # MSE; track-wise: PIT BCE + MSE; seldbench.api.core_loss)
+    loss: Callable[..., Any] | None = None
     side_inputs: Callable[..., Any] | None = None  # per-frame inputs beside the features, below
+    # side streams that are training signals only (e.g. text built from the annotations): the
+    # core drops them outside the train split (seldbench.side_inputs.collect)
+    training_streams: tuple[str, ...] = ()
     config: Path | None = None  # the model's default YAML
     description: str = ""
     # config keys (dotted, under ``model:``) added after runs of this model were recorded, each
@@ -159,6 +164,50 @@ class FeatureSpec:
     bins: int
     frames_per_label: int  # feature frames per 100-ms label frame
     description: str = ""
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """What a metric suite's ``build(num_classes, **options)`` returns (see
+    :class:`MetricSuiteSpec`). ``prediction_layout`` names the CSV columns its predictions are
+    written in (``"fctxyzd"``: frame, class, track, x, y, z, distance); ``needs_distance`` says
+    whether a model without distance can be scored by it."""
+
+    prediction_layout: str
+    needs_distance: bool
+
+    def read_reference(self, path: Path) -> Any: ...
+
+    def read_prediction(self, path: Path) -> Any: ...
+
+    def counts(self, pairs: Any) -> Any: ...
+
+    def summarise(self, counts: Any) -> dict: ...
+
+
+@runtime_checkable
+class AudioTrunk(Protocol):
+    """An audio SELD network split at its representation, so a multimodal model can wrap it:
+    ``decode(embed(x))`` is the model's own output.
+
+    - ``embed(x)``: features ``(batch, channels, feature_frames, bins)`` -> ``(batch,
+      label_frames, embed_width)``, the representation other modalities are fused into;
+    - ``decode(h)``: ``(batch, label_frames, embed_width)`` -> the SELD output of the model's
+      format (``output_format`` or its spec's ``output``);
+    - ``streams``: named channel ranges ``{name: (start, stop)}`` of ``embed``'s output that may
+      be fused separately (EINV2: ``sed``, ``doa``); empty when there is one stream.
+
+    The CRNN and EINV2 builders return trunks; ``isinstance(module, AudioTrunk)`` checks one.
+    """
+
+    num_classes: int
+    with_distance: bool
+    embed_width: int
+    streams: Mapping[str, tuple[int, int]]
+
+    def embed(self, x: Any) -> Any: ...
+
+    def decode(self, h: Any) -> Any: ...
 
 
 SPEC_TYPES: dict[str, type] = {

@@ -53,7 +53,7 @@ EIN = {"channels": [8, 16, 16, 32], "d_model": 32, "heads": 4, "conformer_blocks
 def test_crati_on_the_einv2_backbone_is_einv2_and_learns_with_its_pit_loss(specs,
                                                                           one_torch_thread):
     from seldbench.training.losses import pit_loss
-    from seldbench_plugins.crati import build, training_loss as loss
+    from seldbench_plugins.crati import build, training_loss
     from seldbench_plugins.crati.loss import frame_keys
     from seldbench_plugins.einv2 import build as build_einv2
 
@@ -67,8 +67,10 @@ def test_crati_on_the_einv2_backbone_is_einv2_and_learns_with_its_pit_loss(specs
     assert torch.equal(crati(x), einv2(x))
     # the full model: track-wise targets (class one-hot, x, y, z per track)
     torch.manual_seed(0)
-    m = build({"backbone": "einv2", "trunk": EIN, "class_queries": True,
-               "loss": {"grounding": 0.1, "positive_sectors": 8}}, ds, fs).train()
+    opts = {"backbone": "einv2", "trunk": EIN, "class_queries": True,
+            "loss": {"grounding": 0.1, "positive_sectors": 8}}
+    m = build(opts, ds, fs).train()
+    loss = training_loss(opts, ds)  # the factory: settings from the config, not the output
     y = torch.zeros(2, 50, 3, C + 3)
     y[:, :25, 0, 1] = 1.0
     y[:, :25, 0, C:] = m.fusion.directions[5]
@@ -78,8 +80,11 @@ def test_crati_on_the_einv2_backbone_is_einv2_and_learns_with_its_pit_loss(specs
     assert out["seld"].shape == (2, 50, 3 * (C + 3))
     seld = float(pit_loss(out["seld"].detach(), y))
     total = loss(out, y)
-    seld_only = {k: float(k == "seld") for k in out["weights"]}
-    assert float(loss({**out, "weights": seld_only}, y)) == pytest.approx(seld, rel=1e-6)
+    assert set(out) <= {"seld", "scale", "grounding", "directions", "video_mask", "audio",
+                        "image", "image_mask", "text", "text_mask"}  # tensors only
+    seld_only = {k: 0.0 for k in ("audio_text", "audio_image", "align", "grounding")}
+    seld_loss = training_loss({**opts, "loss": {**opts["loss"], **seld_only}}, ds)
+    assert float(seld_loss(out, y)) == pytest.approx(seld, rel=1e-6)
     assert float(total) > seld + 0.1  # grounding and the contrastive terms on top
     total.backward()
     assert m.fusion.class_queries.grad.abs().sum() > 0
@@ -256,11 +261,12 @@ def test_grounding_loss_matches_a_loop():
 
 def test_class_queries_learn_from_the_grounding_term(specs, one_torch_thread):
     from seldbench.training.losses import adpit_loss
-    from seldbench_plugins.crati import build, training_loss as loss
+    from seldbench_plugins.crati import build, training_loss
 
     ds, fs = specs
     torch.manual_seed(0)
     m = build({"class_queries": True, "loss": {"grounding": 0.1}}, ds, fs).train()
+    loss = training_loss({"class_queries": True, "loss": {"grounding": 0.1}}, ds)
     x, side = torch.randn(2, 7, 250, 64), _side()
     y = torch.zeros(2, 50, 6, 4, C)
     y[:, :25, 0, 0, 1] = 1.0
@@ -313,11 +319,14 @@ def test_positive_sectors_make_direction_part_of_a_positive():
 
 
 def test_visual_presence_detector_is_trained_on_frames_with_video(specs, one_torch_thread):
-    from seldbench_plugins.crati import build, training_loss as loss
+    from seldbench_plugins.crati import build, training_loss
 
     ds, fs = specs
     torch.manual_seed(0)
-    m = build({"class_queries": True, "presence": True, "loss": {"presence": 1.0}}, ds, fs)
+    opts = {"class_queries": True, "presence": True, "loss": {"presence": 1.0}}
+    m = build(opts, ds, fs)
+    loss = training_loss(opts, ds)
+    no_presence = training_loss({**opts, "loss": {"presence": 0.0}}, ds)
     m.train()
     x, side = torch.randn(2, 7, 250, 64), _side()
     y = torch.zeros(2, 50, 6, 4, C)
@@ -327,12 +336,11 @@ def test_visual_presence_detector_is_trained_on_frames_with_video(specs, one_tor
     logits = out["presence"].detach()
     want = torch.nn.functional.binary_cross_entropy_with_logits(
         logits, (y[:, :, 0, 0] > 0.5).float())
-    base = loss({**out, "presence": logits, "weights": {**out["weights"], "presence": 0.0}}, y)
+    base = no_presence({**out, "presence": logits}, y)
     assert torch.allclose(loss(out, y) - base, want, atol=1e-5)
     side["image_mask"][:] = 0.0  # no video anywhere: no presence term
     out = m(x, **side)
-    assert torch.allclose(loss(out, y), loss({**out, "weights": {**out["weights"],
-                                                                 "presence": 0.0}}, y))
+    assert torch.allclose(loss(out, y), no_presence(out, y))
     loss(m(x, **_side()), y).backward()
     assert m.fusion.presence.weight.grad.abs().sum() > 0
     with pytest.raises(SeldbenchError, match="presence needs"):
@@ -341,10 +349,11 @@ def test_visual_presence_detector_is_trained_on_frames_with_video(specs, one_tor
 
 def test_visual_residual_adds_the_gated_detector_along_the_attended_direction(specs,
                                                                               one_torch_thread):
-    from seldbench_plugins.crati import build, training_loss as loss
+    from seldbench_plugins.crati import build, training_loss
 
     ds, fs = specs
     opts = {"class_queries": True, "presence": True}
+    loss = training_loss({**opts, "visual_residual": True}, ds)
     torch.manual_seed(0)
     plain = build(opts, ds, fs).eval()
     torch.manual_seed(0)
@@ -402,11 +411,12 @@ def test_multi_positive_nce_matches_a_loop():
 
 
 def test_contrastive_terms_train_every_head(specs, one_torch_thread):
-    from seldbench_plugins.crati import build, training_loss as loss
+    from seldbench_plugins.crati import build, training_loss
 
     ds, fs = specs
     torch.manual_seed(0)
     m = build({}, ds, fs).train()
+    loss = training_loss({}, ds)
     x = torch.randn(2, 7, 250, 64)
     y = torch.zeros(2, 50, 6, 4, C)
     y[:, :25, 0, 0, 1] = 1.0  # class 1 sounds in the first half: two class sets

@@ -67,11 +67,11 @@ def test_config_recipe(cfg, small_cfg):
     assert small_cfg["model"]["d_model"] == 128 and small_cfg["model"]["conformer_blocks"] == 1
 
 
-def test_small_forward_shape(small):
-    model = small.eval()
+def test_small_forward_directions_are_bounded(small):
+    model = small.eval()  # shapes: tests/test_contract.py, for every registered model
     with torch.no_grad():
         y = model(torch.randn(2, 7, 400, 128))  # 5 s at a 12.5-ms hop
-    assert y.shape == (2, 50, 3 * (C + 3)) == (2, 50, track_wise_output_size(C))
+    assert y.shape[-1] == track_wise_output_size(C)
     xyz = y.reshape(2, 50, 3, C + 3)[..., C:]
     assert xyz.abs().max() <= 1.0  # tanh
 

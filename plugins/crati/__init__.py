@@ -1,6 +1,7 @@
 """CRATI, contrastive audio-image-text multimodal SELD, as a model plugin: ``crati``.
 
-The audio trunk is the CRNN (:mod:`seldbench_plugins.crnn`) or EINV2 (``model.backbone``); the
+The audio trunk is any registered model whose module is a :class:`seldbench.specs.AudioTrunk`
+(``model.backbone``: the CRNN, multi-ACCDOA, or EINV2, track-wise), taken from the registry; the
 image encoder (timm) and the text encoder (transformers) are pretrained, frozen and loaded from
 local files; their embeddings are computed once per clip and cached (:mod:`.embeddings`) and
 reach the model as side inputs (:attr:`seldbench.specs.ModelSpec.side_inputs`). Text is a
@@ -12,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from seldbench.api import SeldbenchError, get_model, model_options
 from seldbench.config import CONFIG_DIR
-from seldbench.errors import SeldbenchError
 from seldbench.hookspecs import hookimpl
-from seldbench.model_config import model_options
-from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
+from seldbench.specs import AudioTrunk, DatasetSpec, FeatureSpec, ModelSpec, model_output
 
 #: The model: section, with defaults (configs/models/crati.yaml repeats them with comments).
 CONFIG_KEYS: dict[str, Any] = {
-    "backbone": "crnn",  # the audio trunk: "crnn" (multi-ACCDOA) or "einv2" (track-wise)
+    "backbone": "crnn",  # the audio trunk, a registered model: "crnn" (multi-ACCDOA) or
+    # "einv2" (track-wise)
     "trunk": {},  # the backbone's own model keys (its CONFIG_KEYS)
     "with_distance": False,
     "embed_dim": 256,
@@ -45,20 +46,26 @@ CONFIG_KEYS: dict[str, Any] = {
 }
 
 
-def _crnn():
-    from seldbench_plugins.crnn import build
-
-    return build
-
-
-def _einv2():
-    from seldbench_plugins.einv2 import build
-
-    return build
+def backbone_spec(name) -> ModelSpec:
+    """The registered model that ``model.backbone`` names (not CRATI itself)."""
+    try:
+        if name == "crati":
+            raise SeldbenchError("CRATI cannot be its own trunk")
+        return get_model(str(name))
+    except SeldbenchError as exc:
+        raise SeldbenchError(f"model.backbone={name!r}: {exc}") from None
 
 
-#: backbone name -> (its builder, imported on use; the output format it emits)
-BACKBONES = {"crnn": (_crnn, "multi_accdoa"), "einv2": (_einv2, "track_wise")}
+def build_trunk(opts: dict, dataset: DatasetSpec, feature: FeatureSpec | None):
+    """The audio trunk of the resolved options and the output format it emits."""
+    spec = backbone_spec(opts["backbone"])
+    trunk = spec.build({**opts["trunk"], "with_distance": opts["with_distance"]}, dataset,
+                       feature)
+    if not isinstance(trunk, AudioTrunk):
+        raise SeldbenchError(f"model.backbone={opts['backbone']!r}: its module has no "
+                             f"embed/decode split (seldbench.specs.AudioTrunk), so it cannot "
+                             f"be a trunk")
+    return trunk, model_output(trunk, spec)[0]
 
 
 def resolve(cfg: Mapping[str, Any] | None) -> dict:
@@ -79,16 +86,11 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
     from seldbench_plugins.crati.model import CRATI
 
     opts = resolve(cfg)
-    if opts["backbone"] not in BACKBONES:
-        raise SeldbenchError(f"model.backbone={opts['backbone']!r}: one of "
-                             f"{', '.join(BACKBONES)}")
-    build_trunk, output_format = BACKBONES[opts["backbone"]]
-    trunk_cfg = {**opts["trunk"], "with_distance": opts["with_distance"]}
-    trunk = build_trunk()(trunk_cfg, dataset, feature)  # first: the backbone's init of this seed
-    encoder, grid = _image_encoder(opts["image"])
+    trunk, output_format = build_trunk(opts, dataset, feature)  # first: the trunk's init of
+    encoder, grid = _image_encoder(opts["image"])  # this seed, as the backbone alone
     loss = opts["loss"]
-    weights = {k: loss[k] for k in ("seld", "audio_text", "audio_image", "align", "grounding",
-                                    "presence")}
+    weights = loss_weights(opts)
+    _whole(loss["positive_sectors"], "loss.positive_sectors", 0)  # the loss factory's, checked now
     if weights["grounding"] and not (opts["fusion"] and opts["class_queries"]):
         raise SeldbenchError("model.loss.grounding needs model.fusion and model.class_queries")
     if weights["presence"] and not (opts["fusion"] and opts["class_queries"] and opts["presence"]):
@@ -104,7 +106,7 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
     tuned = bool(opts["image"]["finetune"])
     last = _whole(opts["image"]["finetune_blocks"], "image.finetune_blocks", 0)
     tail = encoder.tail(last, *opts["image"]["input_size"]) if tuned and last else None
-    streams = ["all", *getattr(trunk, "streams", {})]
+    streams = ["all", *trunk.streams]
     if opts["fuse_into"] not in streams:
         raise SeldbenchError(f"model.fuse_into={opts['fuse_into']!r}: one of "
                              f"{', '.join(streams)} for backbone {opts['backbone']}")
@@ -118,13 +120,17 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
                  token_dim=_whole(opts["token_dim"], "token_dim", 1) if opts["token_dim"] is not None
                  else None,
                  slot_kernel=_odd(opts["slot_kernel"], "slot_kernel"),
-                 positive_sectors=_whole(loss["positive_sectors"], "loss.positive_sectors", 0),
                  presence=bool(opts["presence"]),
                  visual_residual=bool(opts["visual_residual"]),
                  fuse_into=str(opts["fuse_into"]), weights=weights,
                  temperature=float(loss["temperature"]),
-                 learnable_temperature=bool(loss["learnable_temperature"]),
-                 contrast_frames=int(opts["contrast_frames"]))
+                 learnable_temperature=bool(loss["learnable_temperature"]))
+
+
+def loss_weights(opts: dict) -> dict[str, float]:
+    """The weight of each loss term, from the resolved options."""
+    return {k: float(opts["loss"][k]) for k in ("seld", "audio_text", "audio_image", "align",
+                                                "grounding", "presence")}
 
 
 def _share(value, key: str) -> float:
@@ -197,12 +203,23 @@ def side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device):
                         text=text)
 
 
-def training_loss(output, target):
-    """:func:`seldbench_plugins.crati.loss.crati_loss` (imported on first use: listing the
-    plugins does not import torch)."""
-    from seldbench_plugins.crati.loss import crati_loss
+def training_loss(cfg, dataset: DatasetSpec):
+    """The loss factory: :func:`seldbench_plugins.crati.loss.crati_loss` with the settings of
+    the ``model:`` section (weights, contrastive frames, positives, the trunk's output format),
+    as ``loss(output, target) -> scalar``. Imported on first use: listing the plugins does not
+    import torch."""
+    from functools import partial
 
-    return crati_loss(output, target)
+    from seldbench_plugins.crati.loss import LossSettings, crati_loss
+
+    opts = resolve(cfg)
+    loss = opts["loss"]
+    settings = LossSettings(
+        output_format=backbone_spec(opts["backbone"]).output, classes=len(dataset.classes),
+        weights=loss_weights(opts), with_distance=bool(opts["with_distance"]),
+        contrast_frames=int(opts["contrast_frames"]),
+        positive_sectors=_whole(loss["positive_sectors"], "loss.positive_sectors", 0))
+    return partial(crati_loss, settings=settings)
 
 
 @hookimpl
@@ -213,6 +230,7 @@ def seldbench_register_models():
             features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite", "foa_logmel_iv_128"),
             output="multi_accdoa", loss=training_loss, side_inputs=side_inputs,
             needs_video=True, needs_text=True,
+            training_streams=("text", "text_mask", "event_cells", "event_mask"),
             config=CONFIG_DIR / "models" / "crati.yaml",
             # added in 0.1 after its first recorded runs; these values are the model before them
             neutral_keys={"image.finetune_blocks": 0, "fuse_into": "all"},

@@ -25,10 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seldbench.data.labels import describe_frames, read_metadata, track_targets
-from seldbench.data.video import direction_cell, load_video_frames
-from seldbench.errors import SeldbenchError
-from seldbench.io import cached_npy, source_signature
+from seldbench.api import (SideInputCache, describe_frames, direction_cell, fill_missing,
+                           load_video_frames, read_metadata, track_targets)
 from seldbench.specs import ClipFiles, DatasetSpec
 
 #: Bump when an embedding rule changes, so old cache entries are not reused.
@@ -41,7 +39,8 @@ class ClipEmbedder:
     def __init__(self, image_cfg: Mapping, text_cfg: Mapping, cache_dir: str | Path,
                  device: torch.device | str = "cpu") -> None:
         self.image_cfg, self.text_cfg = dict(image_cfg), dict(text_cfg)
-        self.dir = Path(cache_dir).expanduser() / "crati"
+        self.cache = SideInputCache(cache_dir, "crati")
+        self.dir = self.cache.dir
         self.device = torch.device(device)
         self._image = self._text = None
         h, w = (int(v) for v in self.image_cfg["input_size"])
@@ -86,11 +85,8 @@ class ClipEmbedder:
         """``(frames, tokens, channels)`` float16, or None without video."""
         if clip.video is None:
             return None
-        if not Path(clip.video).is_file():
-            raise SeldbenchError(f"{clip.video}: no such video file")
-        key = {**self._key("image"), **source_signature(clip.video), "frames": int(frames)}
-        return cached_npy(self.dir / "image", clip.stem, key,
-                          lambda: self._encode_video(clip.video, frames), mmap=False)
+        return self.cache.get("image", clip.stem, clip.video, self._key("image"), frames,
+                              lambda: self._encode_video(clip.video, frames))
 
     @torch.no_grad()
     def _encode_video(self, path: Path, frames: int) -> np.ndarray:
@@ -117,8 +113,7 @@ class ClipEmbedder:
 
     def text_embeddings(self, clip: ClipFiles, dataset: DatasetSpec, frames: int) -> np.ndarray:
         """``(frames, dim)`` float16 embeddings of the per-frame descriptions."""
-        key = {**self._key("text"), **source_signature(clip.metadata), "frames": int(frames),
-               "classes": list(dataset.classes)}
+        settings = {**self._key("text"), "classes": list(dataset.classes)}
 
         def compute():
             table = read_metadata(clip.metadata, dataset.metadata_columns, len(dataset.classes))
@@ -127,7 +122,7 @@ class ClipEmbedder:
             unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
             return self.text_encoder(list(unique))[inverse].astype(np.float16)
 
-        return cached_npy(self.dir / "text", clip.stem, key, compute, mmap=False)
+        return self.cache.get("text", clip.stem, clip.metadata, settings, frames, compute)
 
     def event_cells(self, clip: ClipFiles, dataset: DatasetSpec, frames: int
                     ) -> tuple[np.ndarray, np.ndarray]:
@@ -179,12 +174,7 @@ def clip_streams(embedder: ClipEmbedder, dataset: DatasetSpec, clips: Sequence[C
         if shape is None:
             shape = (((*embedder.size, 3), np.uint8) if finetune else
                      (embedder.cached_shape, np.float16))
-        for clip in clips:
-            s, n = out[clip.stem], int(frames[clip.stem])
-            if name not in s:
-                s[name] = np.zeros((n, *shape[0]), shape[1])
-                s["image_mask"] = np.zeros(n, np.float32)
-                if training:
-                    s["event_cells"] = np.zeros((n, 3), np.float32)
-                    s["event_mask"] = np.zeros((n, 3), np.float32)
+        events = {"event_cells": ((3,), np.float32), "event_mask": ((3,), np.float32)}
+        fill_missing(out, frames, name, *shape, mask="image_mask",
+                     extra=events if training else {})
     return out

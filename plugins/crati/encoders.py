@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seldbench.errors import SeldbenchError
+from seldbench.api import SeldbenchError
 
 DEFAULT_IMAGE_ENCODER = "tf_efficientnet_lite0"
 

@@ -23,11 +23,26 @@ reproducible under the trainer's seeding) enter the similarity matrices.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from seldbench.training.losses import ADPIT_SLOTS, adpit_loss, pit_loss
+from seldbench.api import ADPIT_SLOTS, adpit_loss, pit_loss
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """What the loss needs from the ``model:`` section (built by the plugin's loss factory)."""
+
+    output_format: str = "multi_accdoa"  # the trunk's: ADPIT for multi_accdoa, else PIT
+    classes: int = 13
+    weights: Mapping[str, float] = field(default_factory=lambda: {"seld": 1.0})
+    with_distance: bool = False
+    contrast_frames: int = 512  # at most this many frames per contrastive term
+    positive_sectors: int = 0
 
 
 def sources(target: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
@@ -110,15 +125,15 @@ def _pick(mask: Tensor, limit: int) -> Tensor:
     return idx
 
 
-def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
+def crati_loss(output, target: Tensor, *, settings: LossSettings = LossSettings()) -> Tensor:
     """The total loss (see the module docstring); ``output`` is CRATI's training dict (or the
-    bare SELD tensor, for which it is the ADPIT loss)."""
+    bare SELD tensor, for which it is the trunk's SELD loss)."""
+    s = settings
+    seld_loss = pit_loss if s.output_format == "track_wise" else adpit_loss
     if isinstance(output, Tensor):
-        return adpit_loss(output, target)
-    w = output["weights"]
-    seld_loss = pit_loss if output.get("format") == "track_wise" else adpit_loss
-    loss = w.get("seld", 1.0) * seld_loss(output["seld"], target,
-                                          with_distance=output["with_distance"])
+        return seld_loss(output, target, with_distance=s.with_distance)
+    w = s.weights
+    loss = w.get("seld", 1.0) * seld_loss(output["seld"], target, with_distance=s.with_distance)
     if "grounding" in output:
         loss = loss + w["grounding"] * grounding_loss(output["grounding"], target,
                                                       output["directions"], output["video_mask"])
@@ -131,8 +146,7 @@ def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
         loss = loss + w["presence"] * (per * m).sum() / m.sum().clamp_min(1.0)
     if "audio" not in output:
         return loss
-    C = output["classes"]
-    sets = frame_keys(target, C, int(output.get("positive_sectors", 0))).flatten(0, 1).flatten(1)
+    sets = frame_keys(target, s.classes, s.positive_sectors).flatten(0, 1).flatten(1)
     audio = output["audio"].flatten(0, 1).float()
     scale = output["scale"]
     others = {}
@@ -142,9 +156,8 @@ def crati_loss(output, target: Tensor, contrast_frames: int = 512) -> Tensor:
         emb, mask = output[name].flatten(0, 1).float(), output[f"{name}_mask"].flatten() > 0.5
         others[name] = (emb, mask)
         if w.get(key, 0) and mask.any():
-            idx = _pick(mask, int(output.get("contrast_frames", contrast_frames)))
-            s = sets[idx]
-            positive = same_keys(s)  # equal keys: positives
+            idx = _pick(mask, s.contrast_frames)
+            positive = same_keys(sets[idx])  # equal keys: positives
             loss = loss + w[key] * multi_positive_nce(audio[idx], emb[idx], positive, scale)
     if w.get("align", 0) and others:
         total = torch.zeros_like(audio)

@@ -28,8 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from seldbench.data.video import grid_directions
-from seldbench.errors import SeldbenchError
+from seldbench.api import SeldbenchError, grid_directions
 
 
 def _mlp(d_in: int, d_out: int) -> nn.Module:
@@ -139,12 +138,12 @@ class CRATI(nn.Module):
                  text_dim: int | None, embed_dim: int = 256, fusion: bool = True,
                  fusion_heads: int = 4,
                  weights: Mapping[str, float], temperature: float = 0.07,
-                 learnable_temperature: bool = True, contrast_frames: int = 512,
+                 learnable_temperature: bool = True,
                  image_encoder: nn.Module | None = None, image_tail: nn.Module | None = None,
                  every: int = 1,
                  video_dropout: float = 0.0, class_queries: bool = False,
                  token_dim: int | None = None, slot_kernel: int = 1,
-                 positive_sectors: int = 0, presence: bool = False,
+                 presence: bool = False,
                  visual_residual: bool = False, fuse_into: str = "all",
                  seed: int = 0) -> None:
         super().__init__()
@@ -155,9 +154,7 @@ class CRATI(nn.Module):
         self.with_distance = trunk.with_distance
         self.num_classes = trunk.num_classes
         self.weights = {k: float(v) for k, v in weights.items()}
-        self.contrast_frames = int(contrast_frames)
         self.video_dropout = float(video_dropout)
-        self.positive_sectors = int(positive_sectors)
         self.output_format = output_format  # the core decodes and scores what the trunk emits
         d = trunk.embed_width
         into = None
@@ -254,11 +251,8 @@ class CRATI(nn.Module):
             seld = self.add_visual_evidence(seld, grounding, seen, mask)
         if not self.training:
             return seld
-        out = {"seld": seld, "format": self.output_format, "classes": self.num_classes,
-               "weights": self.weights, "with_distance": self.with_distance,
-               "scale": self.logit_scale.exp().clamp(max=100.0),
-               "contrast_frames": self.contrast_frames,
-               "positive_sectors": self.positive_sectors}
+        # tensors only: the loss's settings come from the config (the plugin's loss factory)
+        out = {"seld": seld, "scale": self.logit_scale.exp().clamp(max=100.0)}
         if grounding is not None and self.weights.get("grounding", 0):
             out.update(grounding=grounding, directions=self.fusion.directions,
                        video_mask=video_mask)

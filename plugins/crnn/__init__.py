@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from seldbench.api import SeldbenchError, input_shape, model_options
 from seldbench.config import CONFIG_DIR
-from seldbench.errors import SeldbenchError
 from seldbench.hookspecs import hookimpl
-from seldbench.model_config import input_shape, model_options
 from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
 #: Config keys the builder understands (``model:`` section), with the constructor defaults.

@@ -134,6 +134,11 @@ class CRNN(nn.Module):
         """Width of :meth:`embed`'s output (the GRU's hidden size)."""
         return self.gru.hidden_size
 
+    @property
+    def streams(self) -> dict[str, tuple[int, int]]:
+        """One stream: no named channel ranges (see :class:`seldbench.specs.AudioTrunk`)."""
+        return {}
+
     def embed(self, x: Tensor) -> Tensor:
         """The trunk: features ``(batch, channels, feature_frames, bins)`` -> per-label-frame
         embeddings ``(batch, label_frames, rnn_size)`` (what multimodal models build on)."""

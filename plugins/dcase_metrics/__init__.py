@@ -21,7 +21,7 @@ QUIRK_OPTIONS = {"no_last_frame_drop": False}
 # Builders import the scoring code (numba, scipy) only when a suite is used, so that loading
 # the registry (e.g. `seldbench list`) stays fast.
 def _segment_2022(num_classes: int, suite: str, **options):
-    from seldbench.metrics.suites import SegmentScorer
+    from seldbench.api import SegmentScorer
 
     return SegmentScorer(num_classes, suite=suite, average="macro", spatial_fp="FP_spatial",
                          ref_layouts={5: "fctae", 6: "fctaed"}, pred_layouts={7: "fctxyzd"},
@@ -29,7 +29,7 @@ def _segment_2022(num_classes: int, suite: str, **options):
 
 
 def build_dcase2021(num_classes: int):
-    from seldbench.metrics.suites import SegmentScorer
+    from seldbench.api import SegmentScorer
 
     # 60-s clips: 600 frames are scored whatever the files hold; a spatially wrong match is a
     # plain false positive (half weight in F), micro average.
@@ -38,7 +38,7 @@ def build_dcase2021(num_classes: int):
 
 
 def build_dcase2024(num_classes: int, **options):
-    from seldbench.metrics.suites import FrameScorer
+    from seldbench.api import FrameScorer
 
     return FrameScorer(num_classes, **options)
 

@@ -29,8 +29,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from seldbench.data.layout import DEV_SUBFOLDERS, STARSS23_CLASSES, list_starss_layout
-from seldbench.errors import SeldbenchError
+from seldbench.api import DEV_SUBFOLDERS, STARSS23_CLASSES, SeldbenchError, list_starss_layout
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import AUDIO_FORMATS, ClipFiles, DatasetSpec
 

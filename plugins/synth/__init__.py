@@ -18,10 +18,9 @@ import os
 from functools import partial
 from pathlib import Path
 
-from seldbench.data.layout import STARSS23_CLASSES as CLASSES
-from seldbench.data.layout import list_starss_layout
-from seldbench.data.synth import GENERATOR_VERSION
-from seldbench.errors import SeldbenchError
+from seldbench.api import STARSS23_CLASSES as CLASSES
+from seldbench.api import SYNTH_GENERATOR_VERSION as GENERATOR_VERSION
+from seldbench.api import SeldbenchError, list_starss_layout
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import ClipFiles, DatasetSpec
 
@@ -46,7 +45,7 @@ def _root_env(name: str) -> str:
 
 def list_clips(root: str | os.PathLike, split: str, *, name: str = "synth") -> list[ClipFiles]:
     """The clips of ``split`` under a generated set (validation rooms from its manifest)."""
-    from seldbench.data.synth.generate import read_manifest  # numpy/scipy only when used
+    from seldbench.api import synth_manifest as read_manifest  # numpy/scipy only when used
 
     root = Path(root).expanduser()
     manifest = read_manifest(root) if root.is_dir() else None
@@ -59,7 +58,8 @@ def list_clips(root: str | os.PathLike, split: str, *, name: str = "synth") -> l
 
 def prepare(root: str | os.PathLike, *, name: str = "synth", workers: int | None = None) -> None:
     """Generate the set into ``root`` unless it is already complete (resumes a partial one)."""
-    from seldbench.data.synth.generate import generate, is_complete
+    from seldbench.api import generate_synth as generate
+    from seldbench.api import synth_is_complete as is_complete
 
     params = SIZES[name]
     if is_complete(root, **params):

@@ -16,8 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from seldbench.data.layout import parse_stem
-from seldbench.errors import SeldbenchError, suggest
+from seldbench.api import SeldbenchError, parse_stem, suggest
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import AUDIO_FORMATS, ClipFiles, DatasetSpec
 

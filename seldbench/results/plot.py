@@ -47,7 +47,7 @@ def clip_tracks(run_dir: str | os.PathLike, clip: str | None = None, suite: str 
     from seldbench.data.labels import read_metadata
     from seldbench.data.roots import resolve_root
     from seldbench.registry import get_registry
-    from seldbench.training.inference import read_run_info
+    from seldbench.results.records import read_run_info
 
     path, config, record = read_run_info(run_dir)
     reg = registry or get_registry()

@@ -202,6 +202,105 @@ def hash_files(paths: Iterable[str | os.PathLike | None]) -> str:
 # ----------------------------------------------------------------------------- write / read
 
 
+def run_record(plan, run_dir: Path, model, plugin: str, clips: dict, trainer, results: dict,
+               prov: dict, device, processes: int, wall_time_s: float) -> dict:
+    """The record of a finished run (schema 1, the module docstring), from its plan
+    (:class:`seldbench.training.plan.RunPlan`), built model, clips per split, trainer (history
+    and best checkpoint), test results and provenance taken when it started."""
+    import datetime as dt
+
+    history = trainer.history
+    splits = plan.splits
+    files = [c.metadata for s in splits for c in clips[s]] + \
+        [p for s in splits for c in clips[s] for p in c.audio.values()]
+    val_stems = {c.stem for c in clips["val"]}
+    return {
+        "schema": SCHEMA_VERSION,
+        "run_id": Path(run_dir).name,
+        "status": "complete",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "seldbench_version": prov["packages"].get("seldbench", "unknown"),
+        "model": {"name": plan.model.name, "version": plan.model.version,
+                  "params": int(sum(p.numel() for p in model.parameters())), "plugin": plugin},
+        "dataset": {"name": plan.dataset.name, "version": plan.dataset.version,
+                    "data_hash": hash_files(files)},
+        "split": "test",
+        "selection": {"split": "val", "suite": plan.selection.name,
+                      "figure": plan.selection.rank_by, "best_epoch": history.best_epoch,
+                      "best_value": history.best_value,
+                      # true when a validation clip is also a test clip: selection saw the test
+                      "val_is_test": any(c.stem in val_stems for c in clips["test"])},
+        "results": results,
+        "config": plan.cfg, "config_hash": plan.digest, "seed": plan.seed,
+        "recipe": plan.output.recipe,
+        "device": {**device_info(str(device)), "processes": int(processes)},
+        **prov,
+        "wall_time_s": float(wall_time_s),
+        "train": {"epochs_run": len(history.epochs),
+                  "audio_s_per_s": history.audio_seconds / max(history.train_seconds, 1e-9),
+                  **peak_memory(device),
+                  "history": [{"epoch": e["epoch"], "loss": e["loss"], "val": e["val"]}
+                              for e in history.epochs]},
+        "checkpoint": {"file": trainer.best_path.name,
+                       "sha256": file_sha256(trainer.best_path)},
+    }
+
+
+def peak_memory(device) -> dict:
+    """Peak resident memory of this process (GB) and, on CUDA, peak allocated GPU memory."""
+    import resource
+
+    out = {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    if getattr(device, "type", None) == "cuda":
+        import torch
+
+        out["peak_gpu_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return out
+
+
+#: The files of a finished run folder that prediction needs, in the order they are checked.
+RUN_FILES = ("config.json", "record.json", "normalizer.npz", "best.pt")
+
+
+def read_run_info(run_dir: str | os.PathLike) -> tuple[Path, dict, dict]:
+    """``(path, config, record)`` of a finished run folder, checked.
+
+    Errors (one line each): the folder is missing, it is not a run folder (neither
+    ``config.json`` nor ``record.json``), one of them is missing or not valid JSON, or they
+    lack the model and dataset names.
+    """
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        raise SeldbenchError(f"{path}: no such run folder")
+    if not any((path / f).is_file() for f in RUN_FILES[:2]):
+        raise SeldbenchError(f"{path}: not a seldbench run folder (no config.json or "
+                             "record.json); expected <runs>/<dataset>/<model>/<run id>")
+    docs = []
+    for name in RUN_FILES[:2]:
+        file = path / name
+        if not file.is_file():
+            raise SeldbenchError(f"{file}: missing from the run folder (unfinished run?)")
+        try:
+            doc = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise SeldbenchError(f"{file}: not valid JSON ({' '.join(str(exc).split())})") from None
+        if not isinstance(doc, dict):
+            raise SeldbenchError(f"{file}: not a seldbench {name} (not a JSON object)")
+        docs.append(doc)
+    config, record = docs
+    try:
+        record["model"]["name"], record["dataset"]["name"]
+        config["dataset"]["name"], config["features"]["name"], config["eval"], config["train"]
+    except (KeyError, TypeError) as exc:
+        raise SeldbenchError(f"{path}: not a seldbench run folder (config.json / record.json "
+                             f"lack {exc})") from None
+    if record["dataset"]["name"] != config["dataset"]["name"]:
+        raise SeldbenchError(f"{path}: record.json says dataset '{record['dataset']['name']}', "
+                             f"config.json '{config['dataset']['name']}'")
+    return path, config, record
+
+
+
 def write_record(run_dir: str | os.PathLike, record: dict) -> Path:
     """Check ``record`` against the schema and write it atomically to ``run_dir/record.json``."""
     path = Path(run_dir) / RECORD_NAME

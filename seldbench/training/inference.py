@@ -24,13 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from seldbench.errors import SeldbenchError
 from seldbench.metrics.csvio import EventTable, as_layout
-from seldbench.specs import model_output
+from seldbench.results.records import RUN_FILES, read_run_info
 
 if TYPE_CHECKING:
     import torch
 
-#: The files :func:`load_run` needs, in the order they are checked.
-RUN_FILES = ("config.json", "record.json", "normalizer.npz", "best.pt")
 #: The layout ``seldbench predict`` writes: the 2022-2024 prediction layout (DCASE 2023 suite).
 PREDICT_LAYOUT = "fctxyzd"
 
@@ -64,44 +62,6 @@ class LoadedRun:
                 f"({self.path.name})")
 
 
-def read_run_info(run_dir: str | os.PathLike) -> tuple[Path, dict, dict]:
-    """``(path, config, record)`` of a finished run folder, checked.
-
-    Errors (one line each): the folder is missing, it is not a run folder (neither
-    ``config.json`` nor ``record.json``), one of them is missing or not valid JSON, or they
-    lack the model and dataset names.
-    """
-    path = Path(run_dir).expanduser()
-    if not path.is_dir():
-        raise SeldbenchError(f"{path}: no such run folder")
-    if not any((path / f).is_file() for f in RUN_FILES[:2]):
-        raise SeldbenchError(f"{path}: not a seldbench run folder (no config.json or "
-                             "record.json); expected <runs>/<dataset>/<model>/<run id>")
-    docs = []
-    for name in RUN_FILES[:2]:
-        file = path / name
-        if not file.is_file():
-            raise SeldbenchError(f"{file}: missing from the run folder (unfinished run?)")
-        try:
-            doc = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise SeldbenchError(f"{file}: not valid JSON ({' '.join(str(exc).split())})") from None
-        if not isinstance(doc, dict):
-            raise SeldbenchError(f"{file}: not a seldbench {name} (not a JSON object)")
-        docs.append(doc)
-    config, record = docs
-    try:
-        record["model"]["name"], record["dataset"]["name"]
-        config["dataset"]["name"], config["features"]["name"], config["eval"], config["train"]
-    except (KeyError, TypeError) as exc:
-        raise SeldbenchError(f"{path}: not a seldbench run folder (config.json / record.json "
-                             f"lack {exc})") from None
-    if record["dataset"]["name"] != config["dataset"]["name"]:
-        raise SeldbenchError(f"{path}: record.json says dataset '{record['dataset']['name']}', "
-                             f"config.json '{config['dataset']['name']}'")
-    return path, config, record
-
-
 def load_run(run_dir: str | os.PathLike, device: str | torch.device = "auto",
              registry: Any = None) -> LoadedRun:
     """Load a finished run folder for prediction: model (best checkpoint, eval mode), feature
@@ -115,7 +75,7 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "auto",
 
     from seldbench.features.cache import FeatureCache, Normalizer, config_hash, feature_config
     from seldbench.registry import get_registry
-    from seldbench.training.predict import Predictor
+    from seldbench.training.plan import assemble, plan_from_config
     from seldbench.training.trainer import load_checkpoint, pick_device
 
     path, config, record = read_run_info(run_dir)
@@ -123,13 +83,12 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "auto",
         if not (path / name).is_file():
             raise SeldbenchError(f"{path / name}: missing from the run folder")
     reg = registry or get_registry()
-    mspec = reg.get_model(record["model"]["name"])
-    dspec = reg.get_dataset(config["dataset"]["name"])
+    plan = plan_from_config(config, record["model"]["name"], reg)
     dev = pick_device(str(device)) if not isinstance(device, torch.device) else device
 
     normalizer = Normalizer.load(path / "normalizer.npz")
     # build only: FeatureCache.build computes and caches nothing
-    fspec, feature = FeatureCache(path, registry=reg).build(config["features"]["name"])
+    fspec, feature = FeatureCache(path, registry=reg).build(plan.feature.name)
     trained_hash = normalizer.meta.get("config_hash")
     now_hash = config_hash(feature_config(fspec, feature))
     if trained_hash is not None and trained_hash != now_hash:
@@ -140,21 +99,17 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "auto",
     checkpoint = load_checkpoint(path / "best.pt", dev)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise SeldbenchError(f"{path / 'best.pt'}: not a seldbench checkpoint (no 'model' entry)")
-    model = mspec.build(config["model"], dspec, fspec)
+    built = assemble(plan, dev)
     try:
-        model.load_state_dict(checkpoint["model"])
+        built.model.load_state_dict(checkpoint["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = " ".join(str(exc).split())[:200]
         raise SeldbenchError(f"{path / 'best.pt'}: weights do not fit model "
-                             f"'{mspec.name}' as config.json builds it ({first})") from None
-    model.to(dev).eval()
+                             f"'{plan.model.name}' as config.json builds it ({first})") from None
+    built.model.to(dev).eval()
     feature.to(dev).eval()
-    output, with_distance = model_output(model, mspec)
-    chunk = int(round(float(config["train"]["chunk_s"]) / 0.1))
-    predictor = Predictor(output, len(dspec.classes), chunk, fspec.frames_per_label,
-                          with_distance, dev, config["eval"])
-    return LoadedRun(path, config, record, mspec, dspec, fspec, model, feature, normalizer,
-                     predictor, with_distance, dev)
+    return LoadedRun(path, config, record, plan.model, plan.dataset, fspec, built.model, feature,
+                     normalizer, built.predictor, built.with_distance, dev)
 
 
 def predict_file(run: LoadedRun, wav_path: str | os.PathLike,
@@ -213,9 +168,10 @@ def _side_inputs(run: LoadedRun, wav_path, video_path, frames: int) -> dict:
                      Path(video_path) if video_path is not None else None)
     dataset = replace(run.dataset_spec, has_video=run.dataset_spec.has_video and clip.video
                       is not None)
-    cache = cache_dir_of(run.config)
-    streams = run.model_spec.side_inputs(run.config["model"], dataset, [clip], {stem: frames},
-                                         training=False, cache_dir=cache, device=run.device)
+    from seldbench.side_inputs import collect
+
+    streams = collect(run.model_spec, run.config["model"], dataset, [clip], {stem: frames},
+                      training=False, cache_dir=cache_dir_of(run.config), device=run.device)
     return streams[stem]
 
 

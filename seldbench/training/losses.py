@@ -188,3 +188,16 @@ def pit_loss(output: Tensor, target: Tensor, *, with_distance: bool = False,
 
 __all__ = ["ADPIT_SLOTS", "PIT_DISTANCE_WEIGHT", "TRACKS", "adpit_candidates", "adpit_loss",
            "multi_accdoa_output_size", "pit_loss", "pit_order_losses", "track_wise_output_size"]
+
+
+def core_loss(output: str, with_distance: bool = False):
+    """The core loss of an output format as ``loss(output, target) -> scalar``: ADPIT MSE for
+    ``multi_accdoa``, PIT BCE + MSE for ``track_wise`` (distance terms ``with_distance``)."""
+    from functools import partial
+
+    from seldbench.errors import SeldbenchError
+
+    losses = {"multi_accdoa": adpit_loss, "track_wise": pit_loss}
+    if output not in losses:
+        raise SeldbenchError(f"output '{output}' has no core loss; give the ModelSpec a loss")
+    return partial(losses[output], with_distance=bool(with_distance))

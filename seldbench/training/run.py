@@ -8,7 +8,6 @@ at the same time takes a sibling folder (``...-2``), so nothing is overwritten.
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import fcntl
 import json
 import math
@@ -19,44 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from seldbench.config import CONFIG_DIR, cache_dir_of, config_hash, resolve
 from seldbench.data.roots import resolve_root
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_write_json
 from seldbench.registry import get_registry
-from seldbench.specs import model_output
+from seldbench.training.plan import ROLES, RunPlan, plan_run, resolve_run_config
 
-SPLITS = ("train", "val", "test")
-
-
-# ----------------------------------------------------------------------------- config
-
-
-
-def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
-                       overrides: Sequence[str] = (), seed: int | None = None,
-                       registry=None, layers: Sequence[tuple[str, dict]] = ()) -> dict:
-    """The resolved config of a run (layers of :mod:`seldbench.config`), names checked."""
-    reg = registry or get_registry()
-    mspec, dspec = reg.get_model(model), reg.get_dataset(dataset)
-    ds_yaml = CONFIG_DIR / "datasets" / f"{dspec.name}.yaml"
-    cfg = resolve(dataset_yaml=ds_yaml if ds_yaml.exists() else None,
-                  model_yaml=mspec.config, experiment=config_file, layers=layers,
-                  overrides=[f"dataset.name={dataset}", *overrides,
-                             *([f"seed={seed}"] if seed is not None else [])])
-    feature = cfg["features"]["name"] or mspec.features[0]
-    if feature not in mspec.features:
-        raise SeldbenchError(f"features.name={feature}: model '{model}' accepts "
-                             f"{', '.join(mspec.features)}")
-    reg.get_feature(feature)
-    cfg["features"]["name"] = feature
-    suites = cfg["eval"]["suites"] or list(dspec.metric_suites)
-    for s in suites:
-        reg.get_metric_suite(s)
-    cfg["eval"]["suites"] = list(suites)
-    return cfg
-
-
+SPLITS = ROLES  # kept for callers of the old name
+__all__ = ["SPLITS", "claim_run_dir", "record_layer", "rerun", "resolve_run_config", "run",
+           "score_predictions"]
 def rerun(record_path: str | os.PathLike, overrides: Sequence[str] = (), out: str | None = None,
           progress: bool = True, log=print) -> tuple[dict, dict]:
     """Train again what a run record describes: its model, dataset and seed, and its resolved
@@ -130,13 +100,9 @@ def run(model: str, dataset: str, config_file: str | None = None,
     """Train ``model`` on ``dataset``, predict and score its test split; returns the record.
     ``layers``: config mappings merged after ``config_file`` (see :func:`rerun`)."""
     reg = get_registry()
-    cfg = resolve_run_config(model, dataset, config_file, overrides, seed, reg, layers)
-    digest = config_hash(cfg, reg.get_model(model).neutral_keys)
-    seed = int(cfg["seed"])
-    runs_dir = Path(out or cfg["output"]["runs_dir"])
-    base = runs_dir / dataset / model / f"{model}-{dataset}-s{seed}-{digest[:8]}"
-    dist = _Dist.start(cfg["train"]["device"])
-    rd = claim_run_dir(base) if dist.rank0 else None
+    plan = plan_run(model, dataset, config_file, overrides, seed, out, reg, layers)
+    dist = _Dist.start(plan.train.device)
+    rd = claim_run_dir(plan.run_base) if dist.rank0 else None
     try:
         path = Path(dist.share(str(rd.path) if rd else None))
         record_path = path / "record.json"
@@ -144,7 +110,7 @@ def run(model: str, dataset: str, config_file: str | None = None,
             if dist.rank0:
                 log(f"{path}: run already complete")
             return json.loads(record_path.read_text())
-        return _run(reg, model, cfg, digest, path, progress, on_step, log, dist)
+        return _run(reg, plan, path, progress, on_step, log, dist)
     finally:
         if rd is not None:
             rd.release()
@@ -200,178 +166,149 @@ class _Dist:
                 td.destroy_process_group()
 
 
-def _run(reg, model_name: str, cfg: dict, digest: str, run_dir: Path, progress: bool,
-         on_step, log, dist: _Dist) -> dict:
-    import torch
-
-    from seldbench.features.cache import FeatureCache, Normalizer
-    from seldbench.results.records import (device_info, file_sha256, hash_files, provenance,
-                                           write_record)
-    from seldbench.training.data import ChunkDataset, collate_batch, load_split
-    from seldbench.training.predict import Predictor
-    from seldbench.training.trainer import TrainConfig, Trainer, pick_device, seed_everything
+def _run(reg, plan: RunPlan, run_dir: Path, progress: bool, on_step, log, dist: _Dist) -> dict:
+    """The stages of a run: set up, build the model (before any data is read), data, train,
+    test, record."""
+    from seldbench.results.records import provenance, run_record, write_record
+    from seldbench.training.plan import assemble, make_loss
 
     t_start = time.perf_counter()
     # package versions and git state of the code this process runs: taken now, not at the end,
     # so a checkout that moves during a long run does not misdate the record
     prov = provenance()
-    mspec = reg.get_model(model_name)
-    dspec = reg.get_dataset(cfg["dataset"]["name"])
-    fspec = reg.get_feature(cfg["features"]["name"])
-    tr = cfg["train"]
-    if tr["threads"]:
-        torch.set_num_threads(int(tr["threads"]))
-    seed = int(cfg["seed"])
-    seed_everything(seed, bool(tr["deterministic"]))
-    device = pick_device(tr["device"])
-    if dist.world > 1 and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-        torch.cuda.set_device(device)
+    device = _set_up(plan, dist)
     if dist.rank0:
-        atomic_write_json(run_dir / "config.json", cfg)
-
-    # data: files, features (cached), normaliser (train only), labels
-    root = resolve_root(dspec, cfg["dataset"]["root"])
-    if dspec.prepare is not None and dist.rank0:
-        dspec.prepare(root)
-    dist.barrier()  # rank 0 generates data and features; the others then read them
-    clips = {s: dspec.list_clips(root, s) for s in SPLITS}
-    for s in SPLITS:
-        if not clips[s]:
-            raise SeldbenchError(f"dataset '{dspec.name}' at {root}: split '{s}' has no clips")
-    cache_dir = cache_dir_of(cfg)
-    cache = FeatureCache(cache_dir, registry=reg)
-    cached = {}
-    for turn in ((0,) if dist.world < 2 else (0, 1)):
-        if (turn == 0) == dist.rank0:
-            cached = {s: cache.get(dspec.name, s, clips[s], fspec.name, device=device)
-                      for s in SPLITS}
-        dist.barrier()
-    norm = Normalizer.fit(cached["train"])
-    if dist.rank0:
-        norm.save(run_dir / "normalizer.npz")
-
-    model = mspec.build(cfg["model"], dspec, fspec)
-    output, with_distance = model_output(model, mspec)
-    data = {s: load_split(s, clips[s], dspec, fspec, cached[s], norm.apply, output,
-                          with_distance) for s in SPLITS}
-    if mspec.side_inputs is not None:  # e.g. cached image/text embeddings (rank 0 first)
-        for turn in ((0,) if dist.world < 2 else (0, 1)):
-            if (turn == 0) == dist.rank0:
-                for s in SPLITS:
-                    data[s].side = mspec.side_inputs(
-                        cfg["model"], dspec, clips[s], data[s].label_frames,
-                        training=s == "train", cache_dir=cache_dir, device=device)
-            dist.barrier()
-    chunk = int(round(tr["chunk_s"] / 0.1))
-    train_set = ChunkDataset(data["train"], chunk)
-    gen = torch.Generator().manual_seed(seed)
-    sampler = None
-    if dist.world > 1:  # each process a shard; train.batch_size stays the global batch
-        sampler = torch.utils.data.DistributedSampler(train_set, dist.world, dist.rank,
-                                                      shuffle=True, seed=seed)
-    loader = torch.utils.data.DataLoader(
-        train_set, batch_size=max(1, int(tr["batch_size"]) // dist.world),
-        shuffle=sampler is None, sampler=sampler, generator=gen if sampler is None else None,
-        collate_fn=collate_batch, num_workers=int(tr["num_workers"]),
-        persistent_workers=int(tr["num_workers"]) > 0, pin_memory=device.type == "cuda")
-    loss_fn = _loss(mspec, output, with_distance)
-
-    # model selection on val with the first suite; test scored with every suite
-    suites = cfg["eval"]["suites"]
-    sel = reg.get_metric_suite(suites[0])
-    predictor = Predictor(output, len(dspec.classes), chunk, fspec.frames_per_label,
-                          with_distance, device, cfg["eval"])
-    sel_scorer = sel.build(len(dspec.classes))
-    val_refs = [sel_scorer.read_reference(c.metadata) for c in clips["val"]]
-
-    def validate(m):
-        figures = None
-        if dist.rank0:  # one process scores; every process gets the figures
-            val = data["val"]
-            tables = predictor.predict(m, [val.features[s] for s in val.stems],
-                                       [val.side_of(s) for s in val.stems])
-            figures = sel_scorer.summarise(sel_scorer.counts(list(zip(val_refs, tables))).sum(0))
-            figures = {k: v for k, v in figures.items() if k != "classwise"}
-        figures = dist.share(figures)
-        return figures[sel.rank_by], figures
-
-    trainer = Trainer(model, loss_fn, loader, validate, sel.higher_is_better, run_dir,
-                      TrainConfig.from_cfg(tr), device, seed, chunk * 0.1, on_step, progress,
-                      distributed=dist.world > 1)
-    if trainer.resume() and dist.rank0:
-        log(f"{run_dir}: resuming after epoch {trainer.start_epoch - 1}")
-    history = trainer.fit()
+        atomic_write_json(run_dir / "config.json", plan.cfg)
+    built = assemble(plan, device)  # a bad model key fails here, before minutes of features
+    loss = make_loss(plan, built)
+    clips, data = _load_data(reg, plan, built, run_dir, device, dist)
+    trainer = _train(plan, built, loss, clips, data, run_dir, device, on_step, progress, log,
+                     dist)
     if not dist.rank0:
         return {}
-
-    # test: best checkpoint, predictions as DCASE CSVs, every suite with jackknife intervals
-    from seldbench.training.trainer import load_checkpoint
-
-    model.load_state_dict(load_checkpoint(trainer.best_path, device)["model"])
-    test = data["test"]
-    tables = predictor.predict(model, [test.features[s] for s in test.stems],
-                               [test.side_of(s) for s in test.stems])
-    results = score_predictions(reg, suites, dspec, clips["test"], tables, run_dir,
-                                with_distance, bool(cfg["eval"]["jackknife"]))
-    n_params = sum(p.numel() for p in model.parameters())
-    files = [c.metadata for s in SPLITS for c in clips[s]] + \
-        [p for s in SPLITS for c in clips[s] for p in c.audio.values()]
-    record = {
-        "schema": 1,
-        "run_id": run_dir.name,
-        "status": "complete",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "seldbench_version": prov["packages"].get("seldbench", "unknown"),
-        "model": {"name": mspec.name, "version": mspec.version, "params": int(n_params),
-                  "plugin": reg.plugin_of("model", mspec.name)},
-        "dataset": {"name": dspec.name, "version": dspec.version, "data_hash": hash_files(files)},
-        "split": "test",
-        "selection": {"split": "val", "suite": sel.name, "figure": sel.rank_by,
-                      "best_epoch": history.best_epoch, "best_value": history.best_value,
-                      "val_is_test": False},
-        "results": results,
-        "config": cfg, "config_hash": digest, "seed": int(cfg["seed"]),
-        "recipe": str(cfg["output"]["recipe"]),
-        "device": {**device_info(str(device)), "processes": dist.world},
-        **prov,
-        "wall_time_s": time.perf_counter() - t_start,
-        "train": {"epochs_run": len(history.epochs),
-                  "audio_s_per_s": history.audio_seconds / max(history.train_seconds, 1e-9),
-                  **_peak_memory(device),
-                  "history": [{"epoch": e["epoch"], "loss": e["loss"], "val": e["val"]}
-                              for e in history.epochs]},
-        "checkpoint": {"file": trainer.best_path.name, "sha256": file_sha256(trainer.best_path)},
-    }
+    results = _test(reg, plan, built, trainer, clips, data, run_dir, device)
+    record = run_record(plan, run_dir, built.model, reg.plugin_of("model", plan.model.name),
+                        clips, trainer, results, prov, device, dist.world,
+                        time.perf_counter() - t_start)
     write_record(run_dir, record)
     return record
 
 
-def _peak_memory(device) -> dict:
-    """Peak resident memory of this process (GB) and, on CUDA, peak allocated GPU memory."""
-    import resource
-
+def _set_up(plan: RunPlan, dist: _Dist):
+    """Threads, seeds and the device of this process."""
     import torch
 
-    out = {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
-    if device.type == "cuda":
-        out["peak_gpu_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-    return out
+    from seldbench.training.trainer import pick_device, seed_everything
+
+    if plan.train.threads:
+        torch.set_num_threads(int(plan.train.threads))
+    seed_everything(plan.seed, bool(plan.train.deterministic))
+    device = pick_device(plan.train.device)
+    if dist.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    return device
 
 
-def _loss(mspec, output: str, with_distance: bool):
-    if mspec.loss is not None:
-        return mspec.loss
-    if output == "multi_accdoa":
-        from seldbench.training.losses import adpit_loss
+def _rank0_first(dist: _Dist, work: Callable[[], object]):
+    """``work()`` on rank 0, then on the other ranks (which read what rank 0 cached)."""
+    result = None
+    for turn in ((0,) if dist.world < 2 else (0, 1)):
+        if (turn == 0) == dist.rank0:
+            result = work()
+        dist.barrier()
+    return result
 
-        return lambda out, y: adpit_loss(out, y, with_distance=with_distance)
-    if output == "track_wise":
-        from seldbench.training.losses import pit_loss
 
-        return lambda out, y: pit_loss(out, y, with_distance=with_distance)
-    raise SeldbenchError(f"model '{mspec.name}': output '{output}' has no core loss yet; "
-                         "give the ModelSpec a loss")
+def _load_data(reg, plan: RunPlan, built, run_dir: Path, device, dist: _Dist):
+    """Clips per split, cached features, the train-split normaliser (saved with the run),
+    labels and side inputs: ``(clips, {split: SplitData})``."""
+    from seldbench.features.cache import FeatureCache, Normalizer
+    from seldbench.side_inputs import collect
+    from seldbench.training.data import load_split
+
+    root = resolve_root(plan.dataset, plan.cfg["dataset"]["root"])
+    if plan.dataset.prepare is not None and dist.rank0:
+        plan.dataset.prepare(root)
+    dist.barrier()  # rank 0 generates data and features; the others then read them
+    clips = {s: plan.dataset.list_clips(root, s) for s in plan.splits}
+    for s in plan.splits:
+        if not clips[s]:
+            raise SeldbenchError(f"dataset '{plan.dataset.name}' at {root}: split '{s}' has "
+                                 f"no clips")
+    cache = FeatureCache(plan.cache_dir, registry=reg)
+    cached = _rank0_first(dist, lambda: {
+        s: cache.get(plan.dataset.name, s, clips[s], plan.feature.name, device=device)
+        for s in plan.splits})
+    norm = Normalizer.fit(cached["train"])
+    if dist.rank0:
+        norm.save(run_dir / "normalizer.npz")
+    data = {s: load_split(s, clips[s], plan.dataset, plan.feature, cached[s], norm.apply,
+                          built.output, built.with_distance) for s in plan.splits}
+    if plan.model.side_inputs is not None:  # e.g. cached image/text embeddings (rank 0 first)
+        def side():
+            for s in plan.splits:
+                data[s].side = collect(plan.model, plan.cfg["model"], plan.dataset, clips[s],
+                                       data[s].label_frames, training=s == "train",
+                                       cache_dir=plan.cache_dir, device=device)
+        _rank0_first(dist, side)
+    return clips, data
+
+
+def _train(plan: RunPlan, built, loss, clips, data, run_dir: Path, device, on_step, progress,
+           log, dist: _Dist):
+    """Train on the train split, selecting the best epoch on val with the first suite."""
+    import torch
+
+    from seldbench.training.data import ChunkDataset, collate_batch
+    from seldbench.training.trainer import Trainer
+
+    train_set = ChunkDataset(data["train"], plan.chunk_frames)
+    gen = torch.Generator().manual_seed(plan.seed)
+    sampler = None
+    if dist.world > 1:  # each process a shard; train.batch_size stays the global batch
+        sampler = torch.utils.data.DistributedSampler(train_set, dist.world, dist.rank,
+                                                      shuffle=True, seed=plan.seed)
+    workers = int(plan.train.num_workers)
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_size=max(1, int(plan.train.batch_size) // dist.world),
+        shuffle=sampler is None, sampler=sampler, generator=gen if sampler is None else None,
+        collate_fn=collate_batch, num_workers=workers, persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda")
+    sel = plan.selection
+    scorer = sel.build(len(plan.dataset.classes))
+    val = data["val"]
+    refs = [scorer.read_reference(c.metadata) for c in clips["val"]]
+
+    def validate(m):
+        figures = None
+        if dist.rank0:  # one process scores; every process gets the figures
+            tables = built.predictor.predict(m, [val.features[s] for s in val.stems],
+                                             [val.side_of(s) for s in val.stems])
+            figures = scorer.summarise(scorer.counts(list(zip(refs, tables))).sum(0))
+            figures = {k: v for k, v in figures.items() if k != "classwise"}
+        figures = dist.share(figures)
+        return figures[sel.rank_by], figures
+
+    trainer = Trainer(built.model, loss, loader, validate, sel.higher_is_better, run_dir,
+                      plan.train, device, plan.seed, plan.chunk_frames * 0.1, on_step,
+                      progress, distributed=dist.world > 1)
+    if trainer.resume() and dist.rank0:
+        log(f"{run_dir}: resuming after epoch {trainer.start_epoch - 1}")
+    trainer.fit()
+    return trainer
+
+
+def _test(reg, plan: RunPlan, built, trainer, clips, data, run_dir: Path, device) -> dict:
+    """The best checkpoint predicts the test split, scored with every suite."""
+    from seldbench.training.trainer import load_checkpoint
+
+    built.model.load_state_dict(load_checkpoint(trainer.best_path, device)["model"])
+    test = data["test"]
+    tables = built.predictor.predict(built.model, [test.features[s] for s in test.stems],
+                                     [test.side_of(s) for s in test.stems])
+    return score_predictions(reg, plan.eval.suites, plan.dataset, clips["test"], tables,
+                             run_dir, built.with_distance, plan.eval.jackknife)
 
 
 def score_predictions(reg, suites: Sequence[str], dspec, clips, tables, run_dir: Path,

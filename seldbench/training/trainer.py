@@ -105,6 +105,10 @@ class TrainConfig:
     early_stop_patience: int = 0
     amp: bool = True
     num_workers: int = 0
+    chunk_s: float = 5.0  # training sequence length, seconds
+    device: str = "auto"
+    threads: int = 0  # torch CPU threads; 0: torch's default
+    deterministic: bool = True
 
     @classmethod
     def from_cfg(cls, cfg: dict) -> TrainConfig:

@@ -12,11 +12,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from seldbench.config import cache_dir_of
 from seldbench.data.roots import resolve_root
 from seldbench.registry import get_registry
 from seldbench.training.data import label_frames
-from seldbench.training.run import SPLITS, resolve_run_config
+from seldbench.training.plan import plan_run
 
 
 def warm_cache(model: str, dataset: str, config_file: str | None = None,
@@ -30,20 +29,19 @@ def warm_cache(model: str, dataset: str, config_file: str | None = None,
     from seldbench.training.trainer import pick_device
 
     reg = get_registry()
-    cfg = resolve_run_config(model, dataset, config_file, overrides, None, reg)
-    mspec, dspec = reg.get_model(model), reg.get_dataset(cfg["dataset"]["name"])
-    fspec = reg.get_feature(cfg["features"]["name"])
-    device = pick_device(cfg["train"]["device"])
+    plan = plan_run(model, dataset, config_file, overrides, None, None, reg)
+    cfg, mspec, dspec, fspec = plan.cfg, plan.model, plan.dataset, plan.feature
+    device = pick_device(plan.train.device)
     root = resolve_root(dspec, cfg["dataset"]["root"])
     if dspec.prepare is not None:
         dspec.prepare(root)
-    clips = {s: dspec.list_clips(root, s) for s in SPLITS}
-    cache_dir = cache_dir_of(cfg)
+    clips = {s: dspec.list_clips(root, s) for s in plan.splits}
+    cache_dir = plan.cache_dir
     cache = FeatureCache(cache_dir, registry=reg)
 
     t0 = time.perf_counter()
     jobs = []  # (split, clip, label frames)
-    for s in SPLITS:
+    for s in plan.splits:
         cached = cache.get(dspec.name, s, clips[s], fspec.name, device=device)
         jobs += [(s, c, label_frames(cached.num_frames(c.stem), fspec.frames_per_label))
                  for c in clips[s]]
@@ -92,7 +90,9 @@ def _child_init(threads: int) -> None:
 
 def _side_inputs_of_clip(model: str, dataset: str, model_cfg: dict, split: str, clip,
                          frames: int, cache_dir: str, device: str) -> None:
+    from seldbench.side_inputs import collect
+
     reg = get_registry()
-    reg.get_model(model).side_inputs(model_cfg, reg.get_dataset(dataset), [clip],
-                                     {clip.stem: frames}, training=split == "train",
-                                     cache_dir=Path(cache_dir), device=device)
+    collect(reg.get_model(model), model_cfg, reg.get_dataset(dataset), [clip],
+            {clip.stem: frames}, training=split == "train", cache_dir=Path(cache_dir),
+            device=device)
