@@ -17,6 +17,11 @@ plugin::
     [project.entry-points."seldbench.plugins"]
     my_seld = "my_seld"
 
+A plugin imports from three modules only: this one, :mod:`seldbench.specs` (the specs and the
+interfaces it may rely on, e.g. :class:`~seldbench.specs.AudioTrunk`) and :mod:`seldbench.api`
+(losses, dataset layouts, label and video helpers, the side-input cache, metric-suite building
+blocks, ``get_model`` for another registered model). Everything else in seldbench may change.
+
 Every hook returns a list of specs (:mod:`seldbench.specs`). The registry validates each spec
 when it is loaded: a malformed spec, a name registered twice (by any two plugins) or an unknown
 name is one clear error naming the plugin. Names are lower case: letters, digits, ``-``, ``_``.
@@ -58,12 +63,21 @@ def seldbench_register_models() -> list:
       per-label-frame streams beside the features, ``{stem: {name: (frames, ...) array}}`` (e.g.
       cached image tokens and a video mask). The core chunks them with the features and calls
       ``model(features, **streams)`` in training, validation, test and ``seldbench predict``.
-      ``training`` is True for the train split only: leave training-only signals (text built
-      from the annotations) out otherwise. In ``eval()`` the model returns the SELD tensor; in
-      ``train()`` it may return whatever its ``loss`` takes (e.g. a dict with embeddings).
-    - ``loss``: ``loss(output, target) -> Tensor`` (target as the core builds it for
-      ``output``), or None for the core loss of ``output`` (multi-ACCDOA: ADPIT MSE;
-      track-wise: frame-level PIT of BCE + MSE).
+      ``training`` is True for the train split only. Cache encoder outputs per clip with
+      ``seldbench.api.SideInputCache`` and give clips without a stream zeros and mask 0 with
+      ``seldbench.api.fill_missing``. In ``eval()`` the model returns the SELD tensor; in
+      ``train()`` it may return whatever its loss takes (e.g. a dict of embeddings).
+    - ``training_streams``: names of side streams that are training signals only (text built
+      from the annotations): the core drops them outside the train split, so validation, test
+      and ``seldbench predict`` see what a user has.
+    - ``loss``: a factory ``loss(cfg, dataset) -> (loss(output, target) -> Tensor)``, given the
+      resolved ``model:`` section and the DatasetSpec (so settings such as loss weights come
+      from the config, never through the forward output); target as the core builds it for
+      ``output``. None: the core loss of ``output`` (multi-ACCDOA: ADPIT MSE; track-wise:
+      frame-level PIT of BCE + MSE; ``seldbench.api.core_loss``).
+    - A model another model can wrap (CRATI wraps a trunk) returns a module that is a
+      :class:`~seldbench.specs.AudioTrunk`: ``embed(x)`` and ``decode(h)``, ``embed_width``,
+      ``streams``. The wrapper gets it with ``seldbench.api.get_model(name).build(...)``.
     - ``config``: path of the model's default YAML. :mod:`seldbench.model_config` checks a
       ``model:`` section against the keys a builder understands.
     """

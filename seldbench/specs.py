@@ -99,8 +99,9 @@ class ModelSpec:
     multimodal models) returns ``{stem: {name: array (frames[stem], ...)}}``: per-label-frame
     streams such as cached image or text embeddings and their masks. The core chunks them with
     the features and calls ``model(features, **streams)``. ``training`` is True for the train
-    split only: streams that exist only as a training signal (text from the annotations) must be
-    left out otherwise, so validation, test and ``seldbench predict`` see what a user has.
+    split only; the streams named in ``training_streams`` (text from the annotations) are
+    dropped by the core elsewhere, so validation, test and ``seldbench predict`` see what a user
+    has (:func:`seldbench.side_inputs.collect`).
     In ``eval()`` mode the model returns the SELD output tensor; in ``train()`` mode it may
     return anything its ``loss`` accepts (e.g. a dict with embeddings for contrastive terms).
 

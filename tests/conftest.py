@@ -69,3 +69,15 @@ def registry():
     from seldbench.registry import Registry
 
     return Registry(entry_points=False)
+
+
+#: fixtures that make a test end-to-end (generated data, training, prediction)
+E2E_FIXTURES = {"synth_env"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses generated data as ``e2e``, so ``pytest -m "not e2e"`` is the
+    quick loop (unit and contract tests) and nobody has to remember to mark a new one."""
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)

@@ -102,6 +102,7 @@ def run(module, audio):
 # ----------------------------------------------------------------------------- parity
 
 
+@pytest.mark.e2e  # long: a per-channel librosa reference over whole clips
 def test_foa_logmel_iv_matches_librosa(clips):
     out = run(FoaLogmelIV(), clips)
     assert out.shape == (2, 7, clips.shape[-1] // 480, 64) and out.dtype == np.float32
