@@ -10,15 +10,15 @@ plugins/crati/README.md.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from seldbench.config import CONFIG_DIR
 from seldbench.errors import SeldbenchError
 from seldbench.hookspecs import hookimpl
 from seldbench.model_config import model_options
 from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
-#: The model: section, with defaults (configs/models/crati.yaml repeats them with comments).
+#: The model: section, with defaults (crati.yaml beside this file repeats them with comments).
 CONFIG_KEYS: dict[str, Any] = {
     "backbone": "crnn",  # the audio trunk: "crnn" (multi-ACCDOA) or "einv2" (track-wise)
     "trunk": {},  # the backbone's own model keys (its CONFIG_KEYS)
@@ -213,7 +213,7 @@ def seldbench_register_models():
             features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite", "foa_logmel_iv_128"),
             output="multi_accdoa", loss=training_loss, side_inputs=side_inputs,
             needs_video=True, needs_text=True,
-            config=CONFIG_DIR / "models" / "crati.yaml",
+            config=Path(__file__).with_name("crati.yaml"),
             # added in 0.1 after its first recorded runs; these values are the model before them
             neutral_keys={"image.finetune_blocks": 0, "fuse_into": "all"},
             description="contrastive audio-image-text SELD: CRNN trunk, cross-attention to "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from seldbench.config import CONFIG_DIR, cache_dir_of, config_hash, resolve
+from seldbench.config import cache_dir_of, config_hash, resolve
 from seldbench.data.roots import resolve_root
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_write_json
@@ -39,8 +39,7 @@ def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
     """The resolved config of a run (layers of :mod:`seldbench.config`), names checked."""
     reg = registry or get_registry()
     mspec, dspec = reg.get_model(model), reg.get_dataset(dataset)
-    ds_yaml = CONFIG_DIR / "datasets" / f"{dspec.name}.yaml"
-    cfg = resolve(dataset_yaml=ds_yaml if ds_yaml.exists() else None,
+    cfg = resolve(dataset_yaml=dspec.config,
                   model_yaml=mspec.config, experiment=config_file, layers=layers,
                   overrides=[f"dataset.name={dataset}", *overrides,
                              *([f"seed={seed}"] if seed is not None else [])])
