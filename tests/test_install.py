@@ -81,8 +81,8 @@ def test_wheel_installs_and_runs_from_an_unrelated_folder(tmp_path, synth_env):
     elsewhere.mkdir()
     # synth-mini comes from the session's copy ($SELDBENCH_SYNTH_MINI_ROOT); anything else that
     # defaults to ~ or $SELDBENCH_DATA lands in tmp_path
-    env = {**os.environ, "HOME": str(tmp_path / "home"), "SELDBENCH_DATA": str(tmp_path / "data"),
-           "PYTHONPATH": ""}
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "SELDBENCH_DATA": str(tmp_path / "data")}
+    env.pop("PYTHONPATH", None)
     where = subprocess.run(
         [python, "-c", "import seldbench, seldbench_plugins.crnn as c; "
                        "from seldbench.config import DEFAULTS_YAML; "
@@ -96,7 +96,8 @@ def test_wheel_installs_and_runs_from_an_unrelated_folder(tmp_path, synth_env):
     for p in paths:  # the wheel's copies, not the checkout's
         assert p.is_relative_to(env_dir) and p.is_file(), p
 
-    sets = ["train.batch_size=4", "train.threads=1", f"features.cache_dir={synth_env / 'cache'}"]
+    sets = ["train.batch_size=4", "train.threads=1", "eval.jackknife=false",
+            f"features.cache_dir={synth_env / 'cache'}"]
     cmd = [env_dir / "bin" / "seldbench", "run", "--model", "crnn", "--dataset", "synth-mini",
            "--epochs", "1", "--quiet", *[a for s in sets for a in ("--set", s)]]
     out = subprocess.run(cmd, cwd=elsewhere, env=env, capture_output=True, text=True,
@@ -107,9 +108,10 @@ def test_wheel_installs_and_runs_from_an_unrelated_folder(tmp_path, synth_env):
     rec = json.loads(record.read_text())
     assert rec["status"] == "complete" and rec["train"]["epochs_run"] == 1
     # the installed YAML resolves to the checkout's config, hash included
+    from seldbench.config import config_hash
     from seldbench.training.run import resolve_run_config
 
     cfg = resolve_run_config("crnn", "synth-mini", overrides=[*sets, "train.epochs=1"])
-    assert rec["config"] == cfg
+    assert rec["config"] == cfg and rec["config_hash"] == config_hash(cfg)
     assert rec["git"] is None  # an installed package is no checkout
     assert not (tmp_path / "home").exists()  # nothing went to ~
