@@ -1,10 +1,11 @@
 """Configuration: YAML layers merged in a fixed order, ``--set a.b=c`` overrides, validation.
 
-Order (later wins): ``configs/defaults.yaml`` <- dataset YAML <- model YAML <- experiment file
-(after the files it names under ``base:``) <- ``--set`` overrides. A layer may only change keys
-that already exist, except that the dataset YAML declares the keys of the ``dataset`` section
-and the model YAML those of ``model``. An unknown key is an error naming the file, line and
-key path, with the closest known key. Every file is read with ``yaml.safe_load`` rules.
+Order (later wins): ``defaults.yaml`` (beside this module) <- dataset YAML <- model YAML <-
+experiment file (after the files it names under ``base:``) <- ``--set`` overrides. A layer may
+only change keys that already exist, except that the dataset YAML declares the keys of the
+``dataset`` section and the model YAML those of ``model``. An unknown key is an error naming
+the file, line and key path, with the closest known key. Every file is read with
+``yaml.safe_load`` rules.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import yaml
 
 from seldbench.errors import SeldbenchError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: Every key a run understands, with its default: package data, found beside this module.
+DEFAULTS_YAML = Path(__file__).with_name("defaults.yaml")
 
 
 def _lines(node: yaml.Node, prefix: str = "", out: dict | None = None) -> dict[str, int]:
@@ -175,7 +177,7 @@ def resolve(*, dataset_yaml: str | Path | None = None, model_yaml: str | Path | 
             layers: Iterable[tuple[str, Mapping]] = ()) -> dict:
     """The resolved configuration of a run, merged in the documented order; ``layers``
     (``(source name, mapping)``, e.g. a run record's config) go after the experiment file."""
-    cfg, _ = load_yaml(defaults or CONFIG_DIR / "defaults.yaml")
+    cfg, _ = load_yaml(defaults or DEFAULTS_YAML)
     for path, open_sections in ((dataset_yaml, ("dataset",)), (model_yaml, ("model",))):
         if path is not None:
             data, lines = load_yaml(path)

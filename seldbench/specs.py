@@ -81,6 +81,7 @@ class DatasetSpec:
     root_env: str | None = None  # environment variable naming the root folder
     default_root: Path | None = None
     prepare: Callable[[Path], None] | None = None  # e.g. generate a synthetic set on first use
+    config: Path | None = None  # the dataset's default YAML (its dataset: keys), if it has one
     description: str = ""
 
 

@@ -1,7 +1,7 @@
 """Config layers, overrides with type coercion, unknown keys with their location."""
 import pytest
 
-from seldbench.config import CONFIG_DIR, apply_overrides, load_yaml, merge, resolve
+from seldbench.config import DEFAULTS_YAML, apply_overrides, load_yaml, merge, resolve
 from seldbench.errors import SeldbenchError
 
 
@@ -80,7 +80,7 @@ def test_experiment_builds_on_base_files_in_order(tmp_path):
 ])
 def test_bad_overrides(override, message):
     with pytest.raises(SeldbenchError, match=message.replace("[", r"\[")):
-        apply_overrides(load_yaml(CONFIG_DIR / "defaults.yaml")[0], [override])
+        apply_overrides(load_yaml(DEFAULTS_YAML)[0], [override])
 
 
 def test_an_empty_open_section_takes_a_whole_mapping():

@@ -129,15 +129,15 @@ def test_image_evidence_into_the_sed_stream_only_leaves_the_doa_stream_audio(spe
         build({"fuse_into": "sed"}, ds, fs)
 
 
-def test_einv2_cpu_config_is_the_einv2_cpu_trunk_under_crati(specs):
-    from seldbench.config import CONFIG_DIR, resolve
+def test_einv2_cpu_config_is_the_einv2_cpu_trunk_under_crati(specs, registry):
+    from seldbench.config import resolve
     from seldbench_plugins.crati import build
 
     ds, fs = specs
-    cfg = resolve(model_yaml=CONFIG_DIR / "models" / "crati.yaml",
-                  experiment=CONFIG_DIR / "experiments" / "crati-einv2-cpu.yaml")
-    ein = resolve(model_yaml=CONFIG_DIR / "models" / "einv2.yaml",
-                  experiment=CONFIG_DIR / "experiments" / "einv2-cpu.yaml")
+    crati, einv2 = (registry.get_model(m).config for m in ("crati", "einv2"))
+    experiments = Path(__file__).resolve().parent.parent / "configs" / "experiments"
+    cfg = resolve(model_yaml=crati, experiment=experiments / "crati-einv2-cpu.yaml")
+    ein = resolve(model_yaml=einv2, experiment=experiments / "einv2-cpu.yaml")
     assert cfg["features"] == ein["features"] and cfg["train"]["lr_milestones"] == [30]
     m = build(cfg["model"], ds, fs)
     trunk = {k: v for k, v in ein["model"].items() if k in cfg["model"]["trunk"]}
@@ -153,8 +153,7 @@ def test_einv2_cpu_config_is_the_einv2_cpu_trunk_under_crati(specs):
                                   "align": 0.0}),
                        ("contrastive", {"fusion": False, "audio_text": 0.01,
                                         "audio_image": 0.01, "align": 0.01})):
-        ab = resolve(model_yaml=CONFIG_DIR / "models" / "crati.yaml",
-                     experiment=CONFIG_DIR / "experiments" / f"crati-einv2-{name}.yaml")
+        ab = resolve(model_yaml=crati, experiment=experiments / f"crati-einv2-{name}.yaml")
         assert ab["features"] == cfg["features"] and ab["train"] == cfg["train"], name
         got = {"fusion": ab["model"]["fusion"], **{k: ab["model"]["loss"][k] for k in want
                                                    if k != "fusion"}}

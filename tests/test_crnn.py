@@ -20,8 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def cfg():
-    return resolve(model_yaml="configs/models/crnn.yaml")
+def cfg(registry):
+    return resolve(model_yaml=registry.get_model("crnn").config)
 
 
 def params(model):

@@ -24,13 +24,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def cfg():
-    return resolve(model_yaml="configs/models/einv2.yaml")
+def cfg(registry):
+    return resolve(model_yaml=registry.get_model("einv2").config)
 
 
 @pytest.fixture(scope="module")
-def small_cfg():
-    return resolve(model_yaml="configs/models/einv2.yaml",
+def small_cfg(registry):
+    return resolve(model_yaml=registry.get_model("einv2").config,
                    experiment="configs/experiments/einv2-small.yaml")
 
 
@@ -290,7 +290,7 @@ def test_einv2_small_runs_end_to_end_on_synth_mini(synth_env, tmp_path):
 
 
 def test_cpu_config_is_einv2_at_crnn_scale_on_64_mel_features(registry):
-    cfg = resolve(model_yaml="configs/models/einv2.yaml",
+    cfg = resolve(model_yaml=registry.get_model("einv2").config,
                   experiment="configs/experiments/einv2-cpu.yaml")
     assert cfg["features"]["name"] == "foa_logmel_iv"
     feature = registry.get_feature(cfg["features"]["name"])

@@ -139,3 +139,28 @@ def test_third_party_plugin_via_entry_point(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["rows"] == 3.0
+
+
+def test_a_dataset_spec_config_is_the_dataset_layer_of_a_run(tmp_path):
+    """DatasetSpec.config (like ModelSpec.config) is merged after the defaults: it declares
+    the dataset's own keys, which the model YAML and --set then see."""
+    from seldbench.specs import DatasetSpec
+    from seldbench.training.run import resolve_run_config
+
+    yaml_file = tmp_path / "toyset.yaml"
+    yaml_file.write_text("dataset:\n  min_overlap: 2\ntrain:\n  epochs: 7\n  grad_clip: 5.0\n")
+
+    def toy(config):
+        return DatasetSpec(name="toyset", version="1", classes=("a", "b"), splits=("train",),
+                           list_clips=lambda root, split: [], metric_suites=("dcase2023",),
+                           config=config)
+
+    reg = Registry([_plugin("toyds", seldbench_register_datasets=[toy(yaml_file)])],
+                   entry_points=False)
+    cfg = resolve_run_config("crnn", "toyset", overrides=["dataset.min_overlap=3"], registry=reg)
+    assert cfg["dataset"]["min_overlap"] == 3 and cfg["train"]["grad_clip"] == 5.0
+    assert cfg["train"]["epochs"] == 100  # the model YAML (crnn.yaml) comes after it
+    missing = Registry([_plugin("toyds", seldbench_register_datasets=[toy(tmp_path / "no.yaml")])],
+                       entry_points=False)
+    with pytest.raises(SeldbenchError, match=r"no\.yaml: config file not found"):
+        resolve_run_config("crnn", "toyset", registry=missing)

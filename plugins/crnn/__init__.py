@@ -1,17 +1,17 @@
 """The CRNN baseline (DCASE 2023 SELDnet) as a model plugin: ``crnn``.
 
 Architecture in :mod:`seldbench_plugins.crnn.model`; the published recipe in
-``configs/models/crnn.yaml``. Output ``multi_accdoa``; the loss is left as ``None``, meaning the
+``crnn.yaml`` (package data). Output ``multi_accdoa``; the loss is left as ``None``, meaning the
 core loss of that format, :func:`seldbench.training.losses.adpit_loss` (ADPIT MSE), so every
 multi-ACCDOA model trains with the same loss code.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from seldbench.api import SeldbenchError, input_shape, model_options
-from seldbench.config import CONFIG_DIR
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
@@ -71,7 +71,7 @@ def seldbench_register_models():
             name="crnn", version="1.0", build=build,
             features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite"),
             output="multi_accdoa", loss=None,  # None: the core ADPIT MSE loss
-            config=CONFIG_DIR / "models" / "crnn.yaml",
+            config=Path(__file__).with_name("crnn.yaml"),
             description="DCASE 2023 SELDnet baseline: 3 conv blocks, BiGRU, 2 self-attention "
                         "blocks, multi-ACCDOA head, ADPIT loss (~0.74 M parameters on FOA)"),
     ]

@@ -1,7 +1,7 @@
 """EINV2 (event-independent network V2, per-track Conformers) as a model plugin: ``einv2``.
 
 Architecture in :mod:`seldbench_plugins.einv2.model`; the published recipe in
-``configs/models/einv2.yaml``, a CPU-sized variant in ``configs/experiments/einv2-small.yaml``.
+``einv2.yaml`` (package data), a CPU-sized variant in ``configs/experiments/einv2-small.yaml``.
 Output ``track_wise``; the loss is left as ``None``, meaning the core loss of that format,
 :func:`seldbench.training.losses.pit_loss` (frame-level PIT over the 6 track orders,
 0.5 BCE + 0.5 MSE).
@@ -9,10 +9,10 @@ Output ``track_wise``; the loss is left as ``None``, meaning the core loss of th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from seldbench.api import SeldbenchError, input_shape, model_options
-from seldbench.config import CONFIG_DIR
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
@@ -91,7 +91,7 @@ def seldbench_register_models():
             name="einv2", version="1.0", build=build,
             features=("foa_logmel_iv_128", "foa_logmel_iv", "mic_logmel_gcc"),
             output="track_wise", loss=None,  # None: the core PIT loss (BCE + MSE)
-            config=CONFIG_DIR / "models" / "einv2.yaml",
+            config=Path(__file__).with_name("einv2.yaml"),
             description="EINV2: SED and DOA CNN branches with cross-stitch, 3 tracks of "
                         "per-track Conformers, track-wise output, PIT loss (~85 M parameters)"),
     ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seldbench.config import CONFIG_DIR, cache_dir_of, config_hash, resolve
+from seldbench.config import cache_dir_of, config_hash, resolve
 from seldbench.errors import SeldbenchError
 from seldbench.specs import DatasetSpec, FeatureSpec, MetricSuiteSpec, ModelSpec, model_output
 
@@ -97,9 +97,7 @@ def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
 
     reg = registry or get_registry()
     mspec, dspec = reg.get_model(model), reg.get_dataset(dataset)
-    ds_yaml = CONFIG_DIR / "datasets" / f"{dspec.name}.yaml"
-    cfg = resolve(dataset_yaml=ds_yaml if ds_yaml.exists() else None,
-                  model_yaml=mspec.config, experiment=config_file, layers=layers,
+    cfg = resolve(dataset_yaml=dspec.config, model_yaml=mspec.config, experiment=config_file, layers=layers,
                   overrides=[f"dataset.name={dataset}", *overrides,
                              *([f"seed={seed}"] if seed is not None else [])])
     feature = cfg["features"]["name"] or mspec.features[0]
