@@ -61,6 +61,10 @@ def parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
         loader.dispose()
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    return getattr(exc, "problem", None) or str(exc).splitlines()[0]
+
+
 def load_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
     """Read a YAML mapping; returns ``(data, {key path: line})``. Errors name the file."""
     path = Path(path)
@@ -82,8 +86,7 @@ def load_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
         if isinstance(exc, yaml.reader.ReaderError):  # e.g. a control byte in a binary file
             line = text.count("\n", 0, exc.position) + 1
         where = f"{path}:{line}" if line else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SeldbenchError(f"{where}: invalid YAML: {problem}") from None
+        raise SeldbenchError(f"{where}: invalid YAML: {_yaml_problem(exc)}") from None
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
@@ -173,8 +176,7 @@ def coerce(raw: str, current: Any, path: str) -> Any:
     try:
         value, _ = parse_yaml(raw)
     except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SeldbenchError(f"{where}: not a valid YAML value ({problem})") from None
+        raise SeldbenchError(f"{where}: not a valid YAML value ({_yaml_problem(exc)})") from None
     if isinstance(current, list) and not isinstance(value, list):
         raise SeldbenchError(f"{where}: expected a list, e.g. [a, b]")
     return value
