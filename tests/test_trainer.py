@@ -108,7 +108,8 @@ def test_a_hostile_best_pt_is_refused_without_running_its_payload(tmp_path):
     best = tmp_path / "best.pt"
     torch.save({"epoch": 1, "model": {"w": _Payload(marker)}}, best)  # a torch zip archive
     msg = _one_line_error(lambda: load_checkpoint(best), "refused to load checkpoint")
-    assert msg.startswith(f"{best}: ") and "weights_only=False" not in msg
+    assert msg == f"{best}: refused to load checkpoint: it holds Python objects other than " \
+        "tensors and plain values (getattr)"  # the first global it met: getattr(Path, 'touch')
     assert not marker.exists()
     import pickle
 
@@ -127,7 +128,8 @@ def test_a_hostile_last_pt_is_refused_on_resume(tmp_path):
     state["history"]["epochs"] = [_Payload(marker)]
     torch.save(state, t.last_path)
     again = _trainer(tmp_path, [0.5, 0.5])
-    _one_line_error(again.resume, f"{t.last_path}: refused to load checkpoint")
+    _one_line_error(again.resume, f"{t.last_path}: refused to load checkpoint: .*; delete it to "
+                    "train this run again from epoch 1")
     assert not marker.exists()
 
 

@@ -12,6 +12,7 @@ import errno
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,11 +109,11 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu",
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
-        # torch's text suggests weights_only=False; keep only the line naming the culprit
-        what = next((ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln), "")
+        # torch's text suggests weights_only=False; keep only the name of the culprit
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         raise SeldbenchError(f"{path}: refused to load checkpoint: it holds Python objects "
                              "other than tensors and plain values"
-                             + (f" ({what[:160]})" if what else "")) from None
+                             + (f" ({found.group(1)})" if found else "")) from None
     except Exception as exc:  # torch raises several types for a damaged file
         raise SeldbenchError(f"{path}: cannot read checkpoint ({type(exc).__name__}: "
                              f"{_one_line(exc)})") from None
@@ -267,7 +268,11 @@ class Trainer:
         """Continue from ``last.pt`` if it exists; returns whether it did."""
         if not self.last_path.exists():
             return False
-        state = load_checkpoint(self.last_path, self.device)
+        try:
+            state = load_checkpoint(self.last_path, self.device)
+        except SeldbenchError as exc:  # e.g. a last.pt from before the safe loader (numpy state)
+            raise SeldbenchError(f"{exc}; delete it to train this run again from "
+                                 "epoch 1") from None
         self.module.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         if "scheduler" in state:
