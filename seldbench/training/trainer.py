@@ -269,7 +269,8 @@ class Trainer:
         if not self.last_path.exists():
             return False
         try:
-            state = load_checkpoint(self.last_path, self.device)
+            # on the CPU: RNG states must be CPU tensors, and load_state_dict moves the rest
+            state = load_checkpoint(self.last_path, "cpu")
         except SeldbenchError as exc:  # e.g. a last.pt from before the safe loader (numpy state)
             raise SeldbenchError(f"{exc}; delete it to train this run again from "
                                  "epoch 1") from None
