@@ -5,13 +5,16 @@ experiment file (after the files it names under ``base:``) <- ``--set`` override
 only change keys that already exist, except that the dataset YAML declares the keys of the
 ``dataset`` section and the model YAML those of ``model``. An unknown key is an error naming
 the file, line and key path, with the closest known key. Every file is read with
-``yaml.safe_load`` rules.
+``yaml.safe_load`` rules, anchors and
+aliases refused; the merged values are checked against :data:`VALUE_RULES`.
 """
 from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Iterable, Mapping
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,36 @@ def _lines(node: yaml.Node, prefix: str = "", out: dict | None = None) -> dict[s
     return out
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses anchors and aliases: a config never needs them, and
+    nested aliases (a "billion laughs" file) expand into more data than memory holds."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            kind = "alias '*" if isinstance(event, yaml.AliasEvent) else "anchor '&"
+            raise yaml.composer.ComposerError(
+                None, None, f"{kind}{anchor}': anchors and aliases are not allowed in config "
+                "files; write the values out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """``(data, node)`` of one YAML document by ``yaml.safe_load`` rules, anchors and aliases
+    refused; raises ``yaml.YAMLError``."""
+    loader = _ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    return getattr(exc, "problem", None) or str(exc).splitlines()[0]
+
+
 def load_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
     """Read a YAML mapping; returns ``(data, {key path: line})``. Errors name the file."""
     path = Path(path)
@@ -42,15 +75,20 @@ def load_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
     except FileNotFoundError:
         raise SeldbenchError(f"{path}: config file not found") from None
     except OSError as exc:
-        raise SeldbenchError(f"{path}: cannot read: {exc}") from None
+        raise SeldbenchError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise SeldbenchError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                             f"at offset {exc.start}); a config file is YAML text") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, node = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SeldbenchError(f"{where}: invalid YAML: {problem}") from None
+        line = mark.line + 1 if mark else None
+        if isinstance(exc, yaml.reader.ReaderError):  # e.g. a control byte in a binary file
+            line = text.count("\n", 0, exc.position) + 1
+        where = f"{path}:{line}" if line else str(path)
+        raise SeldbenchError(f"{where}: invalid YAML: {_yaml_problem(exc)}") from None
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
@@ -74,10 +112,12 @@ def _unknown(where: str, path: str, base: Mapping) -> SeldbenchError:
 
 
 def merge(base: dict, layer: Mapping, source: str, lines: Mapping[str, int] | None = None,
-          open_sections: Iterable[str] = ()) -> dict:
+          open_sections: Iterable[str] = (), origins: dict[str, str] | None = None) -> dict:
     """Return ``base`` updated by ``layer``; keys absent from ``base`` are errors unless they lie
     under one of ``open_sections`` (top-level names this layer declares) or under a section that
-    is empty in ``base``."""
+    is empty in ``base``. ``origins`` (optional) records ``key path -> "file:line"`` of each
+    value set, for :func:`check_values`."""
+    origins = {} if origins is None else origins
     lines = lines or {}
     out = copy.deepcopy(base)
     open_sections = set(open_sections)
@@ -104,6 +144,7 @@ def merge(base: dict, layer: Mapping, source: str, lines: Mapping[str, int] | No
                 if isinstance(dst.get(key), dict) and dst[key] and not is_free:
                     raise SeldbenchError(f"{where}: '{path}' is a section; set one of its keys")
                 dst[key] = value
+                origins[path] = where
 
     walk(out, layer, "", False)
     return out
@@ -135,17 +176,20 @@ def coerce(raw: str, current: Any, path: str) -> Any:
     if isinstance(current, str):
         return raw
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise SeldbenchError(f"{where}: not a valid YAML value") from None
+        value, _ = parse_yaml(raw)
+    except yaml.YAMLError as exc:
+        raise SeldbenchError(f"{where}: not a valid YAML value ({_yaml_problem(exc)})") from None
     if isinstance(current, list) and not isinstance(value, list):
         raise SeldbenchError(f"{where}: expected a list, e.g. [a, b]")
     return value
 
 
-def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
+def apply_overrides(cfg: dict, overrides: Iterable[str],
+                    origins: dict[str, str] | None = None) -> dict:
     """Apply ``key.path=value`` strings; the key must exist; values take its type. An empty
-    section (e.g. CRATI's ``model.trunk``) takes a whole YAML mapping: ``model.trunk={a: 1}``."""
+    section (e.g. CRATI's ``model.trunk``) takes a whole YAML mapping: ``model.trunk={a: 1}``.
+    ``origins`` (optional) records ``key path -> "--set key=value"``."""
+    origins = {} if origins is None else origins
     out = copy.deepcopy(cfg)
     for item in overrides:
         if "=" not in item:
@@ -166,9 +210,139 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
                     raise SeldbenchError(f"--set {item}: '{path}' is a section; give a mapping, "
                                          f"e.g. {{key: value}}")
                 node[part] = value
+                origins[path] = f"--set {item}"
             else:
                 node = node[part]
     return out
+
+
+# ----------------------------------------------------------------------------- values
+
+#: ``train.optimizer`` names (lower case) -> ``torch.optim`` class names.
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW"}
+
+#: A rule takes a value and returns what is wrong with it ("must be ...") or None.
+Rule = Callable[[Any], "str | None"]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _integer(lo: int, hi: int | None = None) -> Rule:
+    want = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
+    return lambda v: None if _is_int(v) and lo <= v and (hi is None or v <= hi) \
+        else f"must be {want}"
+
+
+def _number(gt: float | None = None, ge: float | None = None, le: float | None = None,
+            step: float | None = None) -> Rule:
+    """A finite int or float within the bounds given (``gt`` >, ``ge`` >=, ``le`` <=), a
+    multiple of ``step`` when given."""
+    bounds = [f"> {gt}" if gt is not None else "", f">= {ge}" if ge is not None else "",
+              f"<= {le}" if le is not None else "",
+              f"a multiple of {step}" if step is not None else ""]
+    want = "must be a finite number" + "".join(f", {b}" for b in bounds if b)
+
+    def rule(v: Any) -> str | None:
+        if isinstance(v, str):
+            try:
+                float(v)
+            except ValueError:
+                return want
+            return f"{want} (YAML reads {v} as text: write it with a dot, e.g. 1.0e-3)"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return want
+        if (gt is not None and not v > gt) or (ge is not None and not v >= ge) \
+                or (le is not None and not v <= le):
+            return want
+        if step is not None and abs(v / step - round(v / step)) > 1e-6:
+            return want
+        return None
+
+    return rule
+
+
+def _flag(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+def _text(optional: bool = False) -> Rule:
+    want = "must be a non-empty string" + (" or null" if optional else "")
+    return lambda v: None if (optional and v is None) or (isinstance(v, str) and v.strip()) \
+        else want
+
+
+def _choice(*names: str) -> Rule:
+    return lambda v: None if isinstance(v, str) and v.lower() in names \
+        else f"must be one of {', '.join(names)}"
+
+
+def _matches(pattern: str, want: str) -> Rule:
+    regex = re.compile(pattern)
+    return lambda v: None if isinstance(v, str) and regex.fullmatch(v) else f"must be {want}"
+
+
+def _list_of(item: Rule, want: str, optional: bool = False) -> Rule:
+    return lambda v: None if (optional and v is None) or \
+        (isinstance(v, list) and all(item(x) is None for x in v)) else f"must be {want}"
+
+
+#: Every key of ``configs/defaults.yaml`` outside the plugins' ``model`` section, with what
+#: its value must be. The ``dataset`` and ``model`` sections' other keys are the plugins' to
+#: check (their builders do).
+VALUE_RULES: dict[str, Rule] = {
+    "seed": _integer(0, 2**32 - 1),  # numpy seeds take 32 bits
+    "dataset.name": _text(),
+    "dataset.root": _text(optional=True),
+    "features.name": _text(optional=True),
+    "features.cache_dir": _text(optional=True),
+    "train.epochs": _integer(1),
+    "train.batch_size": _integer(1),
+    "train.chunk_s": _number(gt=0, step=0.1),  # whole 100-ms label frames
+    "train.lr": _number(gt=0),
+    "train.optimizer": _choice(*OPTIMIZERS),
+    "train.weight_decay": _number(ge=0),
+    "train.lr_milestones": _list_of(_integer(1), "a list of epochs (integers >= 1), e.g. [60, 75]"),
+    "train.lr_gamma": _number(gt=0),
+    "train.grad_clip": _number(ge=0),
+    "train.early_stop_patience": _integer(0),
+    "train.num_workers": _integer(0),
+    "train.threads": _integer(0),
+    "train.device": _matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, mps, cuda or cuda:N"),
+    "train.amp": _flag,
+    "train.deterministic": _flag,
+    "eval.suites": _list_of(_text(), "null or a list of metric suite names, e.g. [dcase2023]",
+                            optional=True),
+    "eval.jackknife": _flag,
+    "eval.threshold": _number(gt=0, le=1),
+    "eval.unify_deg": _number(ge=0, le=180),
+    "output.runs_dir": _text(),
+    "output.recipe": _text(),
+}
+
+
+def check_values(cfg: Mapping, origins: Mapping[str, str] | None = None) -> None:
+    """Check every value :data:`VALUE_RULES` covers (keys absent from ``cfg`` are skipped);
+    the first bad one is a :class:`SeldbenchError` naming where it was set (``origins``:
+    ``key path -> "file:line"`` or ``"--set key=value"``) and the key."""
+    origins = origins or {}
+    for path, rule in VALUE_RULES.items():
+        node: Any = cfg
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            problem = rule(node)
+            if problem is None:
+                continue
+            origin = origins.get(path)
+            if origin is not None and origin.startswith("--set "):
+                raise SeldbenchError(f"{origin}: {path} {problem}")
+            shown = repr(node) if len(repr(node)) <= 60 else repr(node)[:57] + "..."
+            where = f"{origin}: " if origin else ""
+            raise SeldbenchError(f"{where}{path} {problem}, got {shown}")
 
 
 def resolve(*, dataset_yaml: str | Path | None = None, model_yaml: str | Path | None = None,
@@ -178,16 +352,19 @@ def resolve(*, dataset_yaml: str | Path | None = None, model_yaml: str | Path | 
     """The resolved configuration of a run, merged in the documented order; ``layers``
     (``(source name, mapping)``, e.g. a run record's config) go after the experiment file."""
     cfg, _ = load_yaml(defaults or DEFAULTS_YAML)
+    origins: dict[str, str] = {}  # where each value was last set, for the error messages
     for path, open_sections in ((dataset_yaml, ("dataset",)), (model_yaml, ("model",))):
         if path is not None:
             data, lines = load_yaml(path)
-            cfg = merge(cfg, data, str(path), lines, open_sections)
+            cfg = merge(cfg, data, str(path), lines, open_sections, origins)
     if experiment is not None:
         for path, data, lines in experiment_layers(experiment):
-            cfg = merge(cfg, data, str(path), lines)
+            cfg = merge(cfg, data, str(path), lines, origins=origins)
     for source, data in layers:
-        cfg = merge(cfg, data, source)
-    return apply_overrides(cfg, overrides)
+        cfg = merge(cfg, data, source, origins=origins)
+    cfg = apply_overrides(cfg, overrides, origins)
+    check_values(cfg, origins)
+    return cfg
 
 
 def experiment_layers(path: str | Path, _chain: tuple[Path, ...] = ()

@@ -142,3 +142,116 @@ def test_a_key_at_its_neutral_value_hashes_as_if_it_were_absent():
     kept = with_model(width=8, image={"finetune_blocks": 0, "stage": 3})
     assert hashed_config(kept, neutral)["model"]["image"] == {"stage": 3}
     assert kept["model"]["image"]["finetune_blocks"] == 0  # the config itself is left alone
+
+
+# ---------------------------------------------------------------- hostile and binary files
+
+def test_anchors_and_aliases_are_refused_so_an_alias_bomb_cannot_expand(tmp_path):
+    levels = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [
+        f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 12)]
+    bomb = tmp_path / "bomb.yaml"  # 10**12 list items once expanded
+    bomb.write_text("train:\n  lr_milestones:\n    " + "\n    ".join(levels) + "\n")
+    with pytest.raises(SeldbenchError) as err:
+        resolve(experiment=bomb)
+    assert str(err.value) == (f"{bomb}:3: invalid YAML: anchor '&a0': anchors and aliases are not "
+                              "allowed in config files; write the values out")
+    alias = tmp_path / "alias.yaml"
+    alias.write_text("train:\n  lr_milestones: [1]\neval:\n  unify_deg: *x\n")
+    with pytest.raises(SeldbenchError, match=rf"alias.yaml:4: invalid YAML: alias '\*x'"):
+        load_yaml(alias)
+    with pytest.raises(SeldbenchError, match=r"--set train.lr_milestones=.*: not a valid YAML value "
+                                             r"\(anchor '&a'"):
+        resolve(overrides=["train.lr_milestones=[&a [1, 2], *a]"])
+
+
+def test_a_binary_or_non_utf8_config_is_one_error_naming_the_file(tmp_path):
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes("train:\n  epochs: 3 # é\n".encode("latin-1"))
+    with pytest.raises(SeldbenchError, match=rf"^{latin}:2: not UTF-8 text \(byte 0xe9 at offset 21\); "
+                                              "a config file is YAML text$"):
+        resolve(experiment=latin)
+    binary = tmp_path / "model.pt"
+    binary.write_bytes(b"train:\n  epochs: 3\n\x00\x01\x02")
+    with pytest.raises(SeldbenchError, match=rf"^{binary}:3: invalid YAML: unacceptable character"):
+        resolve(experiment=binary)
+
+
+# ---------------------------------------------------------------- values checked at the door
+
+@pytest.mark.parametrize("override,problem", [
+    ("train.epochs=0", "train.epochs must be an integer >= 1"),
+    ("train.epochs=-3", "train.epochs must be an integer >= 1"),
+    ("train.batch_size=0", "train.batch_size must be an integer >= 1"),
+    ("eval.threshold=-1", "eval.threshold must be a finite number, > 0, <= 1"),
+    ("eval.threshold=0", "eval.threshold must be a finite number, > 0, <= 1"),
+    ("eval.unify_deg=181", "eval.unify_deg must be a finite number, >= 0, <= 180"),
+    ("train.lr=nan", "train.lr must be a finite number, > 0"),
+    ("train.lr=inf", "train.lr must be a finite number, > 0"),
+    ("train.chunk_s=0", "train.chunk_s must be a finite number, > 0, a multiple of 0.1"),
+    ("train.chunk_s=2.55", "train.chunk_s must be a finite number, > 0, a multiple of 0.1"),
+    ("train.device=tpu", "train.device must be auto, cpu, mps, cuda or cuda:N"),
+    ("train.device=cuda:x", "train.device must be auto, cpu, mps, cuda or cuda:N"),
+    ("train.optimizer=sgd", "train.optimizer must be one of adam, adamw"),
+    ("train.lr_milestones=[0, 5]", "train.lr_milestones must be a list of epochs (integers >= 1)"),
+    ("train.lr_milestones=[2.5]", "train.lr_milestones must be a list of epochs"),
+    ("train.grad_clip=-1", "train.grad_clip must be a finite number, >= 0"),
+    ("train.lr_gamma=0", "train.lr_gamma must be a finite number, > 0"),
+    ("train.num_workers=-1", "train.num_workers must be an integer >= 0"),
+    ("seed=100000000000000000000000", "seed must be an integer in [0, 4294967295]"),
+    ("seed=-1", "seed must be an integer in [0, 4294967295]"),
+    ("eval.suites=dcase2023", "eval.suites must be null or a list of metric suite names"),
+    ("output.runs_dir=", "output.runs_dir must be a non-empty string"),
+])
+def test_nonsense_values_are_refused_naming_the_override_and_key(override, problem):
+    with pytest.raises(SeldbenchError) as err:
+        resolve(overrides=[override])
+    assert str(err.value).startswith(f"--set {override}: {problem}"), str(err.value)
+
+
+@pytest.mark.parametrize("override", [
+    "train.chunk_s=2.5", "train.chunk_s=0.1", "eval.threshold=1", "eval.unify_deg=0",
+    "train.device=cuda:1", "train.device=cpu", "train.optimizer=AdamW", "seed=4294967295",
+    "train.lr_milestones=[]", "eval.suites=[dcase2023]", "train.grad_clip=0"])
+def test_sensible_edge_values_pass(override):
+    resolve(overrides=[override])
+
+
+def test_a_bad_value_in_a_file_names_file_line_key_and_value(tmp_path):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("train:\n  epochs: 3\n  lr: 1e-3\n")  # YAML 1.1 reads 1e-3 as a string
+    with pytest.raises(SeldbenchError) as err:
+        resolve(experiment=exp)
+    assert str(err.value) == (f"{exp}:3: train.lr must be a finite number, > 0 (YAML reads 1e-3 "
+                              "as text: write it with a dot, e.g. 1.0e-3), got '1e-3'")
+    exp.write_text("train:\n  epochs: 2.0\n")
+    with pytest.raises(SeldbenchError, match=rf"^{exp}:2: train.epochs must be an integer >= 1, "
+                                             "got 2.0$"):
+        resolve(experiment=exp)
+    exp.write_text("train:\n  amp: 1\n")
+    with pytest.raises(SeldbenchError, match=rf"^{exp}:2: train.amp must be true or false, got 1$"):
+        resolve(experiment=exp)
+
+
+def test_every_default_key_has_a_rule_and_every_committed_config_passes():
+    from seldbench.config import VALUE_RULES, _known_paths, check_values
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    defaults = load_yaml(DEFAULTS_YAML)[0]
+    leaves = {p for p in _known_paths(defaults)
+              if not isinstance(eval_path(defaults, p), dict)}
+    assert leaves == set(VALUE_RULES)
+    check_values(defaults)
+    models = {p.stem: p for p in (root / "plugins").glob("*/*.yaml")}
+    assert {"crnn", "einv2", "crati"} <= set(models)
+    for model in models.values():
+        resolve(model_yaml=model)
+    for exp in sorted((root / "configs" / "experiments").glob("*.yaml")):
+        resolve(model_yaml=models[exp.stem.split("-")[0]], experiment=exp)
+
+
+def eval_path(cfg, path):
+    for part in path.split("."):
+        cfg = cfg[part]
+    return cfg

@@ -124,11 +124,35 @@ def test_missing_file_and_corrupt_checkpoint(run_copy, test_clips, tmp_path):
     best = run_copy / "best.pt"
     best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
     r = _invoke("predict", "--checkpoint", run_copy, "--audio", wav, "--out", out)
-    _one_error_line(r, f"{best}: cannot read checkpoint")
+    _one_error_line(r, f"{best}: SHA-256 ")  # the run record's checkpoint hash, checked first
     (run_copy / "normalizer.npz").unlink()
     r = _invoke("predict", "--checkpoint", run_copy, "--audio", wav, "--out", out)
     _one_error_line(r, f"{run_copy / 'normalizer.npz'}: missing from the run folder")
     assert not out.exists()
+
+
+def test_a_hostile_checkpoint_is_refused_without_running_its_payload(run_copy, test_clips,
+                                                                     tmp_path):
+    import json
+
+    import torch
+
+    from seldbench.results.records import file_sha256
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "payload-ran",))
+
+    best, wav, out = run_copy / "best.pt", test_clips[0].audio["foa"], tmp_path / "o.csv"
+    torch.save({"epoch": 1, "model": {"w": Payload()}}, best)
+    r = _invoke("predict", "--checkpoint", run_copy, "--audio", wav, "--out", out)
+    _one_error_line(r, f"{best}: SHA-256 ")
+    record = json.loads((run_copy / "record.json").read_text())
+    record["checkpoint"]["sha256"] = file_sha256(best)  # an attacker may rewrite the record too
+    (run_copy / "record.json").write_text(json.dumps(record))
+    r = _invoke("predict", "--checkpoint", run_copy, "--audio", wav, "--out", out)
+    _one_error_line(r, f"{best}: refused to load checkpoint")
+    assert not (tmp_path / "payload-ran").exists() and not out.exists()
 
 
 def test_wrong_sample_rate_wav(trained_run, tmp_path):

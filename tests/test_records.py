@@ -136,7 +136,7 @@ def test_write_record_invalid_or_interrupted_keeps_old_file(tmp_path, monkeypatc
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(SeldbenchError, match=r"record\.json: cannot write: disk full"):
         write_record(tmp_path, make_record(seed=3))
     monkeypatch.undo()
     assert (tmp_path / "record.json").read_bytes() == old

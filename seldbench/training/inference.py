@@ -96,7 +96,8 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "auto",
                              f"trained (config hash {now_hash}, the run's {trained_hash}); "
                              "its predictions would not match")
 
-    checkpoint = load_checkpoint(path / "best.pt", dev)
+    checkpoint = load_checkpoint(path / "best.pt", dev,
+                                 sha256=(record.get("checkpoint") or {}).get("sha256"))
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise SeldbenchError(f"{path / 'best.pt'}: not a seldbench checkpoint (no 'model' entry)")
     built = assemble(plan, dev)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from seldbench.data.roots import resolve_root
 from seldbench.errors import SeldbenchError
-from seldbench.io import atomic_write_json
+from seldbench.io import atomic_write_json, ensure_dir
 from seldbench.registry import get_registry
 from seldbench.training.plan import ROLES, RunPlan, plan_run, resolve_run_config
 
@@ -77,7 +77,7 @@ def claim_run_dir(base: Path) -> RunDir:
     promise that: the other process may read the file between its creation and its write)."""
     for k in range(1, 1000):
         path = base if k == 1 else base.with_name(f"{base.name}-{k}")
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path)  # a file in the way or a read-only disk: one error naming it
         fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -8,9 +8,11 @@ with the same weights as an uninterrupted run.
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seldbench.config import OPTIMIZERS
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_open
 
@@ -44,39 +47,115 @@ def pick_device(name: str = "auto") -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SeldbenchError(f"train.device={name}: CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SeldbenchError(f"train.device={name}: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise SeldbenchError(f"train.device={name}: MPS is not available on this machine")
     return dev
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """``torch.save`` through a temporary file: a crash never leaves half a checkpoint."""
+    """``torch.save`` through a temporary file: a crash never leaves half a checkpoint, and a
+    failed write (disk full...) is one error naming ``path``. ``state`` must hold only what
+    :func:`load_checkpoint` accepts: tensors, numbers, strings, None, lists, tuples, dicts."""
     with atomic_open(path, "wb") as fh:
-        torch.save(state, fh)
+        try:
+            torch.save(state, fh)
+        except RuntimeError as exc:  # torch's zip writer reports a failed write this way
+            if "inline_container" not in str(exc) and "PytorchStreamWriter" not in str(exc):
+                raise
+            cause = exc.__context__ if isinstance(exc.__context__, OSError) else None
+            raise OSError(getattr(cause, "errno", errno.EIO),
+                          getattr(cause, "strerror", None)
+                          or f"torch.save failed ({_one_line(exc)})") from None
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    """Load a checkpoint; a truncated or foreign file is one clear error naming it."""
+#: First bytes of a zip archive: every checkpoint ``torch.save`` writes is one.
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def check_sha256(path: Path, expected: str) -> None:
+    """Refuse ``path`` unless its SHA-256 (hex) is ``expected`` (e.g. the run record's
+    ``checkpoint.sha256``): a file changed or replaced since it was recorded is one error."""
+    from seldbench.results.records import file_sha256
+
+    actual = file_sha256(path)
+    if actual != expected.lower():
+        raise SeldbenchError(f"{path}: SHA-256 {actual[:12]}... is not the {expected[:12]}... "
+                             "its run record gives; the file was changed or replaced since the "
+                             "run wrote it")
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu",
+                    sha256: str | None = None) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint`, after checking its ``sha256``
+    when given. Only tensors and plain values are unpickled (``weights_only``): a file that
+    holds other Python objects is refused without running any of its code, and so is a file
+    that is not a torch zip archive (a bare pickle, a truncated or foreign file): one
+    :class:`SeldbenchError` naming the file."""
+    import pickle
+
+    if sha256 is not None:
+        check_sha256(path, sha256)
     try:
-        return torch.load(path, map_location=device, weights_only=False)
+        with open(path, "rb") as fh:
+            head = fh.read(len(_ZIP_MAGIC))
+    except OSError as exc:
+        raise SeldbenchError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
+    if head != _ZIP_MAGIC:  # the legacy (non-zip) format is a bare pickle: never unpickle it
+        raise SeldbenchError(f"{path}: cannot read checkpoint (not a torch zip archive: "
+                             "a truncated or foreign file)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's text suggests weights_only=False; keep only the name of the culprit
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        raise SeldbenchError(f"{path}: refused to load checkpoint: it holds Python objects "
+                             "other than tensors and plain values"
+                             + (f" ({found.group(1)})" if found else "")) from None
     except Exception as exc:  # torch raises several types for a damaged file
         raise SeldbenchError(f"{path}: cannot read checkpoint ({type(exc).__name__}: "
-                             f"{' '.join(str(exc).split())[:200]})") from None
+                             f"{_one_line(exc)})") from None
+    if not isinstance(state, dict):
+        raise SeldbenchError(f"{path}: not a seldbench checkpoint (a {type(state).__name__}, "
+                             "not a mapping)")
+    return state
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    return " ".join(str(exc).split())[:limit]
 
 
 def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(),
+    """Every RNG state in types :func:`load_checkpoint` accepts (numpy's key array as a
+    list, the rest as torch gives it)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(),
+            "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW"}
+def _plain(obj):
+    """``obj`` with numpy scalars and arrays (e.g. validation figures) as Python values."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    return obj
 
 
 def make_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
@@ -183,7 +262,7 @@ class Trainer:
         gen = self._loader_generator()
         return {"epoch": epoch, "model": self.module.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
-                "history": self.history.__dict__,
+                "history": _plain(self.history.__dict__),
                 "rng": _rng_state(), "loader_rng": gen.get_state() if gen is not None else None}
 
     def _loader_generator(self) -> torch.Generator | None:
@@ -193,7 +272,12 @@ class Trainer:
         """Continue from ``last.pt`` if it exists; returns whether it did."""
         if not self.last_path.exists():
             return False
-        state = load_checkpoint(self.last_path, self.device)
+        try:
+            # on the CPU: RNG states must be CPU tensors, and load_state_dict moves the rest
+            state = load_checkpoint(self.last_path, "cpu")
+        except SeldbenchError as exc:  # e.g. a last.pt from before the safe loader (numpy state)
+            raise SeldbenchError(f"{exc}; delete it to train this run again from "
+                                 "epoch 1") from None
         self.module.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         if "scheduler" in state:
