@@ -134,17 +134,20 @@ def _experiment_options(command):
 @_experiment_options
 @click.option("--seed", type=int, default=None, help="Random seed (config key `seed`).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Shortcut for --set train.epochs=N.")
+@click.option("--root", type=click.Path(file_okay=False), default=None,
+              help="Dataset folder (config key dataset.root; not part of the run's identity).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Runs folder (config key output.runs_dir).")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
-def run_cmd(model, dataset, config_file, overrides, seed, epochs, out, quiet) -> None:
+def run_cmd(model, dataset, config_file, overrides, seed, epochs, root, out, quiet) -> None:
     """Train MODEL on DATASET, predict and score the test split, write a run record.
 
     Re-running the same command resumes an interrupted run.
     """
     from seldbench.training.run import run
 
-    overrides = list(overrides) + ([f"train.epochs={epochs}"] if epochs else [])
+    overrides = list(overrides) + ([f"train.epochs={epochs}"] if epochs else []) + \
+        ([f"dataset.root={root}"] if root else [])
     record = run(model, dataset, config_file, overrides, seed, out, progress=not quiet,
                  log=lambda m: click.echo(m, err=True))
     if record:  # under torchrun only rank 0 has the record

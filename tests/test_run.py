@@ -211,3 +211,15 @@ def test_rerun_of_a_record_reproduces_its_config_and_figures(synth_env, tmp_path
     out = CliRunner().invoke(main, ["rerun", str(tmp_path / "bad"), "--out", str(tmp_path / "x")])
     assert out.exit_code != 0 and "record.json: config" in out.output
     assert "train.warmup_epochs" in out.output and "Traceback" not in out.output
+
+
+def test_run_takes_the_dataset_folder_from_root(tmp_path):
+    from click.testing import CliRunner
+
+    from seldbench.cli import main
+
+    missing = tmp_path / "no-such-starss"
+    res = CliRunner().invoke(main, ["run", "--model", "crnn", "--dataset", "starss23",
+                                    "--root", str(missing), "--out", str(tmp_path / "runs")])
+    assert res.exit_code == 2
+    assert f"{missing}: dataset folder of 'starss23' not found (from --root" in res.output
