@@ -7,7 +7,7 @@ import statistics
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from run_records import make_record, result
+from run_records import PACKAGES as PACKAGES_FOR_TEST, make_record, result
 
 from seldbench.cli import main
 from seldbench.errors import SeldbenchError
@@ -413,3 +413,20 @@ def test_classwise_tables_aggregate_per_class_figures_and_keep_the_ranking(recor
     assert "| 31.0° ± 1.0° |" in to_markdown([t])
     with pytest.raises(SeldbenchError, match="no per-class 'DOAE' in suite 'dcase2023'.*LE"):
         build_tables(records, split="test", suite="dcase2023", classwise="DOAE")
+
+
+def test_a_row_pooling_other_data_code_or_packages_is_flagged_on_the_row():
+    same = [make_record("A", s) for s in (0, 1)]
+    other_data = make_record("A", 2)
+    other_data["dataset"]["data_hash"] = "e" * 64
+    (t,) = build_tables([*same, other_data], split="test", suite="dcase2023")
+    assert t.rows.loc[0, "pooled"] == "data x2"
+    md = to_markdown([t])
+    assert "3 ⚠ pooled: data x2" in md
+    assert "row 1 pools runs made with different data (dddddddd: seeds 0 1; eeeeeeee: seeds 2)" in md
+    other_pkgs = make_record("A", 2, packages={**PACKAGES_FOR_TEST, "torch": "9.9"})
+    (t,) = build_tables([*same, other_pkgs], split="test", suite="dcase2023")
+    assert t.rows.loc[0, "pooled"] == "packages x2"
+    assert "packages (torch 2.5.1: seeds 0 1; torch 9.9: seeds 2)" in to_markdown([t])
+    (t,) = build_tables(same, split="test", suite="dcase2023")  # agreeing runs: no flag
+    assert t.rows.loc[0, "pooled"] == "" and "pooled" not in to_markdown([t])

@@ -225,7 +225,7 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str],
                "recipe": rec["recipe"], "device": rec["device"]["type"],
                "options": json.dumps(res["options"], sort_keys=True) if res["options"] else "",
                "seed": rec["seed"], "params": rec["model"]["params"], "run_id": rec["run_id"],
-               "checkpoint": rec["checkpoint"]["sha256"]}
+               "checkpoint": rec["checkpoint"]["sha256"], **_identity(rec)}
         for fig in figures:
             row[fig] = _num(res["figures"].get(fig))
             lo, hi = res["interval"].get(fig) or (None, None)
@@ -247,6 +247,9 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str],
     rows["run_ids"] = g["run_id"].agg(" ".join)
     rows["checkpoints"] = g["checkpoint"].agg(" ".join)
     rows["seed_list"] = g["seed"].agg(lambda s: " ".join(map(str, sorted(s))))
+    pooled = {grp: _pooled(part) for grp, part in df.groupby("group", sort=True)}
+    rows["pooled"] = [pooled[grp][0] for grp in rows.index]
+    rows["pooled_detail"] = [pooled[grp][1] for grp in rows.index]
     # a value undefined in any seed is undefined for the row (no silent skipping)
     complete = g[figures + half_cols].count().eq(size, axis=0)
     means = g[figures + half_cols].mean().where(complete)
@@ -284,11 +287,54 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str],
     else:
         notes += _config_notes(recs, row_of, registry)
     for _, r in rows.iterrows():
+        if r["pooled"]:
+            notes.append(f"row {r['rank']} pools runs made with different "
+                         f"{r['pooled_detail']}")
         if r["seeds"] < r["runs"]:
             notes.append(f"row {r['rank']}: {r['runs']} runs share {r['seeds']} seed(s) "
                          f"({r['seed_list']}); each run counts as a sample")
     return Table(dataset, dversion, split, suite, figures, rank_by, hib, rows, notes,
                  varying=varying)
+
+
+#: what must be equal for runs to be pooled into one row without a flag: (column, name)
+IDENTITY = (("data_hash", "data"), ("code", "code"), ("package_set", "packages"))
+
+
+def _identity(rec: dict) -> dict:
+    """The data, code and package identity of a run record (columns of the long table)."""
+    git = rec.get("git")
+    code = f"{git['revision'][:10]}{'+dirty' if git.get('dirty') else ''}" if git else "unknown"
+    return {"data_hash": rec["dataset"]["data_hash"], "code": code,
+            "package_set": json.dumps(rec.get("packages", {}), sort_keys=True)}
+
+
+def _pooled(part: pd.DataFrame) -> tuple[str, str]:
+    """``(flag, detail)`` of one row's runs: the identities that differ between them
+    (``"data x2"``), and which seeds have which value; ``("", "")`` when all agree."""
+    flags, details = [], []
+    for col, name in IDENTITY:
+        values = part[col].unique()
+        if len(values) < 2:
+            continue
+        flags.append(f"{name} x{len(values)}")
+        seeds = part.groupby(col, sort=False)["seed"].agg(lambda v: " ".join(map(str, sorted(v))))
+        shown = "; ".join(f"{_short(name, v, values)}: seeds {seeds[v]}" for v in values)
+        details.append(f"{name} ({shown})")
+    return ", ".join(flags), "; ".join(details)
+
+
+def _short(name: str, value: str, values) -> str:
+    """A value as a note shows it: data hashes by prefix, a package set by the versions in it
+    that differ from another set of the row."""
+    if name == "data":
+        return value[:8]
+    if name == "packages":
+        sets = [json.loads(v) for v in values]
+        mine = json.loads(value)
+        differ = sorted(k for k in set().union(*sets) if len({str(x.get(k)) for x in sets}) > 1)
+        return " ".join(f"{k} {mine.get(k, 'absent')}" for k in differ)
+    return value
 
 
 def _rows_text(rows: Iterable[int]) -> str:
@@ -458,7 +504,8 @@ def _display(table: Table) -> tuple[list[str], list[list[str]]]:
                  r["recipe"], r["device"], r["config_hash"][:8]]
         cells += [r["options"]] if with_options else []
         cells += [_config_value(r[k]) for k in table.varying.values()]
-        cells += [str(r["seeds"]) + (f" ({r['runs']} runs)" if r["runs"] != r["seeds"] else ""),
+        cells += [str(r["seeds"]) + (f" ({r['runs']} runs)" if r["runs"] != r["seeds"] else "")
+                  + (f" ⚠ pooled: {r['pooled']}" if r["pooled"] else ""),
                   _params(r["params"])]
         cells += [_cell(f, r) for f in table.figures]
         cells += [_ci_cell(ci_fig, r)] if ci_fig else []
