@@ -309,13 +309,17 @@ def data_synth(out_dir: str, clips: int, duration_s: float, seed: int, no_video:
 @click.option("--dataset", required=True, help="Dataset name (see `seldbench list datasets`).")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Dataset folder (default: the dataset's environment variable).")
-def data_verify(dataset: str, root: str | None) -> None:
+@click.option("--video", is_flag=True,
+              help="Require the video tree (for multimodal models such as CRATI).")
+def data_verify(dataset: str, root: str | None, video: bool) -> None:
     """Check a dataset's files without changing them; exit 1 on any problem."""
     from seldbench.data.verify import verify
 
-    report = verify(dataset, root)
+    report = verify(dataset, root, video=video)
     for line in report.problems:
         click.echo(line)
+    for line in report.notes:
+        click.echo(f"note: {line}")
     click.echo(report.summary())
     if not report.ok:
         click.get_current_context().exit(1)

@@ -612,13 +612,13 @@ def test_last_blocks_of_the_encoder_fine_tuned_on_cached_earlier_tokens(specs, t
         build({"image": {"finetune": True, "finetune_blocks": 11}}, ds, fs)
 
 
-def _fixture_run(tmp_path, dataset, root, more=()):
+def _fixture_run(tmp_path, dataset, root, more=(), log=lambda m: None):
     from seldbench.training.run import run
 
     return run("crati", dataset, overrides=[
         "train.epochs=1", "train.batch_size=8", "train.threads=1", "eval.jackknife=false",
         f"dataset.root={root}", f"features.cache_dir={tmp_path / 'cache'}", *more],
-        out=str(tmp_path / "runs"), progress=False, log=lambda m: None)
+        out=str(tmp_path / "runs"), progress=False, log=log)
 
 
 def test_tail_convolutions_are_the_library_ones_to_rounding(one_torch_thread):
@@ -658,11 +658,22 @@ def test_crati_runs_on_a_starss23_tree_with_and_without_video(tmp_path, one_torc
 
     clips = {(3, 4): 3, (3, 6): 2, (3, 21): 2, (4, 2): 2, (4, 23): 1}  # room 21: no video
     root = make_starss_tree(tmp_path / "starss", clips)
-    rec = _fixture_run(tmp_path, "starss23", root)
+    logs = []
+    rec = _fixture_run(tmp_path, "starss23", root, log=logs.append)
     assert rec["status"] == "complete" and rec["results"]["dcase2023"]["figures"]
     images = list((tmp_path / "cache" / "crati" / "image").glob("*.npy"))
     assert len(images) == 8  # every clip with video, and only those
     assert not any(p.name.startswith("fold3_room21") for p in images)
+    assert sum(rec["dataset"]["clips_without_video"].values()) == 2  # the room-21 clips
+    assert any("reads video, but 2 of" in m for m in logs)
+    # without video_dev/ the same command is a run on other data, and says so
+    import shutil
+
+    shutil.rmtree(root / "video_dev")
+    logs.clear()
+    bare = _fixture_run(tmp_path, "starss23", root, log=logs.append)
+    assert bare["dataset"]["data_hash"] != rec["dataset"]["data_hash"]
+    assert bare["run_id"] != rec["run_id"] and any("no video at all" in m for m in logs)
 
 
 def test_crati_on_einv2_runs_on_tau_nigens_2021_without_video(tmp_path, one_torch_thread):

@@ -205,3 +205,53 @@ def test_validate_accepts_skipped_suite_null_figures_and_no_git():
     validate_record(json.loads(json.dumps({**rec, "extra": {"future": 1}})), "x")
     with pytest.raises(SeldbenchError, match=r"^where: not a run record"):
         validate_record([1, 2], "where")
+
+
+def test_data_identity_covers_splits_the_read_audio_and_video(tmp_path):
+    from seldbench.results.records import data_identity
+    from seldbench.specs import ClipFiles
+
+    def clip(stem, video=True):
+        files = {}
+        for kind, ext in (("foa", "wav"), ("mic", "wav"), ("meta", "csv"), ("video", "mp4")):
+            f = tmp_path / kind / f"{stem}.{ext}"
+            f.parent.mkdir(exist_ok=True)
+            if not f.exists():
+                f.write_bytes(f"{kind} {stem}".encode())
+            files[kind] = f
+        return ClipFiles(stem, {"foa": files["foa"], "mic": files["mic"]}, files["meta"],
+                         files["video"] if video else None)
+
+    base = {"train": [clip("a"), clip("b")], "test": [clip("c")]}
+    h = data_identity(base, "foa", video=True)["data_hash"]
+    assert data_identity(base, "foa", video=True)["data_hash"] == h
+    moved = {"train": [clip("a")], "test": [clip("b"), clip("c")]}
+    assert data_identity(moved, "foa", video=True)["data_hash"] != h  # split membership
+    no_video = {"train": [clip("a", False), clip("b")], "test": [clip("c")]}
+    ident = data_identity(no_video, "foa", video=True)
+    assert ident["data_hash"] != h and ident["clips_without_video"] == {"train": 1, "test": 0}
+    # an audio-only model reads neither the video nor the other audio format
+    audio = data_identity(base, "foa", video=False)["data_hash"]
+    assert data_identity(no_video, "foa", video=False)["data_hash"] == audio
+    (tmp_path / "mic" / "a.wav").write_bytes(b"other mic")
+    assert data_identity(base, "foa", video=False)["data_hash"] == audio
+    (tmp_path / "foa" / "a.wav").write_bytes(b"other foa")
+    assert data_identity(base, "foa", video=False)["data_hash"] != audio
+
+
+def test_data_folder_moves_a_run_of_other_data_aside(tmp_path):
+    import json
+
+    from seldbench.training.run import data_folder
+
+    base = tmp_path / "crnn-synth-s0-abcd"
+    assert data_folder(base, "1" * 64) == base  # nothing there yet
+    base.mkdir()
+    (base / "data.json").write_text(json.dumps({"data_hash": "1" * 64}))
+    assert data_folder(base, "1" * 64) == base  # same data: resume or reuse
+    logs = []
+    assert data_folder(base, "2" * 64, logs.append) == base.with_name(f"{base.name}-data-22222222")
+    assert "made with other data (data hash 11111111, this data 22222222)" in logs[0]
+    (base / "data.json").unlink()  # a record alone (runs from before data.json) counts too
+    (base / "record.json").write_text(json.dumps({"dataset": {"data_hash": "3" * 64}}))
+    assert data_folder(base, "2" * 64, logs.append).name.endswith("-data-22222222")

@@ -45,6 +45,26 @@ def test_run_writes_a_complete_record(synth_env):
         assert again.figures[k] == pytest.approx(v, abs=1e-12)
     # a finished run is not trained again
     assert _run(synth_env, "runs_a")["created"] == rec["created"]
+    # ... unless the data differ: the same command on a tree without one test clip runs
+    # in a folder of its own, and the record says which data it saw
+    import shutil
+
+    from seldbench.training.run import run
+
+    other = synth_env / "other-data"
+    if not other.exists():
+        shutil.copytree(root, other)
+        for f in other.glob("*_dev/*/fold4_room2_mix001.*"):
+            f.unlink()
+    logs = []
+    rec2 = run("crnn", "synth-mini", overrides=[*TINY, f"features.cache_dir={synth_env / 'c2'}",
+                                                f"dataset.root={other}"],
+               out=str(synth_env / "runs_a"), progress=False, log=logs.append)
+    assert rec2["config_hash"] == rec["config_hash"]
+    assert rec2["dataset"]["data_hash"] != rec["dataset"]["data_hash"]
+    assert rec2["run_id"] == f"{rec['run_id']}-data-{rec2['dataset']['data_hash'][:8]}"
+    assert any("made with other data" in m for m in logs)
+    assert rec2["dataset"]["clips"]["test"] == rec["dataset"]["clips"]["test"] - 1 == 2
 
 
 def test_killed_run_resumes_to_the_same_result(synth_env):

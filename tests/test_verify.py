@@ -163,3 +163,17 @@ def test_eval_audio_checked_when_present(starss_copy):
         f"{starss_copy}/mic_eval/mix001.wav: sample rate 16000 Hz, expected 24000 Hz",
         f"{starss_copy}/mic_eval/mix002.wav: missing (clip mix002 has foa_eval/mix002.wav)",
     ]
+
+
+def test_missing_video_tree_is_a_note_unless_video_is_required(registry, starss_copy):
+    import shutil
+
+    from seldbench.data.verify import verify_dataset
+
+    shutil.rmtree(starss_copy / "video_dev")
+    spec = registry.get_dataset("starss23")
+    audio_only = verify_dataset(spec, starss_copy)
+    assert audio_only.ok, audio_only.problems
+    assert any("video_dev: missing folder: fine for audio-only" in n for n in audio_only.notes)
+    strict = verify_dataset(spec, starss_copy, video=True)
+    assert f"{starss_copy / 'video_dev'}: missing folder" in strict.problems

@@ -49,6 +49,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     checked: Counter = field(default_factory=Counter)  # "wav", "csv", "mp4"
     split_sizes: dict[str, int | None] = field(default_factory=dict)  # None: listing failed
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a problem
 
     @property
     def ok(self) -> bool:
@@ -147,7 +148,7 @@ def _check_mp4(path: Path, samples: int | None, report: VerifyReport) -> None:
 
 
 def _check_part(spec: DatasetSpec, root: Path, kind: str, expect_video: dict[str, Path],
-                report: VerifyReport, required: bool) -> None:
+                report: VerifyReport, required: bool, video: bool = False) -> None:
     """Check the ``dev`` (with metadata) or ``eval`` trees."""
     audio_trees = {fmt: root / f"{fmt}_{kind}" for fmt in spec.formats}
     meta_tree = root / "metadata_dev" if kind == "dev" else None
@@ -157,7 +158,12 @@ def _check_part(spec: DatasetSpec, root: Path, kind: str, expect_video: dict[str
             if not tree.is_dir():
                 report.add(tree, "missing folder")
         if video_tree is not None and not video_tree.is_dir():
-            report.add(video_tree, "missing folder")
+            if video:
+                report.add(video_tree, "missing folder")
+            else:  # an audio-only user need not download the videos
+                report.notes.append(f"{video_tree}: missing folder: fine for audio-only "
+                                    f"models; multimodal models (CRATI) then run without "
+                                    f"video (check with --video)")
     present = [t for t in [*audio_trees.values(), meta_tree] if t is not None and t.is_dir()]
     subs = set().union(*(_subfolders(t) for t in present)) if present else set()
     for tree in present:
@@ -203,8 +209,10 @@ def _check_part(spec: DatasetSpec, root: Path, kind: str, expect_video: dict[str
 
 
 def verify_dataset(spec: DatasetSpec, root: str | os.PathLike,
-                   splits: Iterable[str] | None = None) -> VerifyReport:
-    """Check every file of ``spec`` under ``root``; reads only, never writes."""
+                   splits: Iterable[str] | None = None, video: bool = False) -> VerifyReport:
+    """Check every file of ``spec`` under ``root``; reads only, never writes. A missing
+    ``video_dev/`` is a problem only with ``video`` (a user of audio-only models need not have
+    it); MP4s that are there are always checked."""
     root = Path(root)
     report = VerifyReport(spec.name, root)
     if not root.is_dir():
@@ -222,20 +230,21 @@ def verify_dataset(spec: DatasetSpec, root: str | os.PathLike,
         for clip in clips:
             if clip.video is not None:
                 expect_video[clip.stem] = Path(clip.video)
-    _check_part(spec, root, "dev", expect_video, report, required=True)
+    _check_part(spec, root, "dev", expect_video, report, required=True, video=video)
     if any((root / f"{fmt}_eval").is_dir() for fmt in spec.formats):
         _check_part(spec, root, "eval", {}, report, required=False)
     return report
 
 
-def verify(dataset: str, root: str | os.PathLike | None = None, registry=None) -> VerifyReport:
+def verify(dataset: str, root: str | os.PathLike | None = None, registry=None,
+           video: bool = False) -> VerifyReport:
     """``seldbench data verify``: look ``dataset`` up, find its root, check it."""
     if registry is None:
         from seldbench.registry import get_registry
 
         registry = get_registry()
     spec = registry.get_dataset(dataset)
-    return verify_dataset(spec, resolve_root(spec, root))
+    return verify_dataset(spec, resolve_root(spec, root), video=video)
 
 
 __all__ = ["VerifyReport", "verify_dataset", "verify", "VIDEO_LENGTH_TOLERANCE_S"]

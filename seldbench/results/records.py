@@ -202,17 +202,44 @@ def hash_files(paths: Iterable[str | os.PathLike | None]) -> str:
 # ----------------------------------------------------------------------------- write / read
 
 
+def data_identity(clips: dict, audio_format: str, video: bool) -> dict:
+    """What identifies the data a run reads: ``{"data_hash", "files", "clips",
+    "clips_without_video"}``.
+
+    ``clips``: ``{split: [ClipFiles]}``. The hash covers which clip is in which split, the
+    metadata, the audio of ``audio_format`` (the one the features read) and, with ``video``
+    (a model that reads video on a dataset that has it), the MP4s; each file by
+    :func:`hash_files`' rules. So another tree (other clips, other lengths), a missing video
+    folder or a re-encoded video give another hash, and a run of the same command on that data
+    goes to another folder (:func:`seldbench.training.run.run`)."""
+    files, lines = [], []
+    without_video = {}
+    for split, listed in clips.items():
+        without_video[split] = sum(c.video is None for c in listed)
+        for c in sorted(listed, key=lambda c: c.stem):
+            lines.append(f"{split}\t{c.stem}\t{'video' if video and c.video else '-'}")
+            files += [c.metadata, c.audio.get(audio_format)]
+            if video and c.video is not None:
+                files.append(c.video)
+    h = hashlib.sha256(b"seldbench-data-v2\n")
+    h.update("\n".join(lines).encode())
+    h.update(hash_files(files).encode())
+    return {"data_hash": h.hexdigest(), "files": len({f for f in files if f is not None}),
+            "clips": {s: len(v) for s, v in clips.items()},
+            "clips_without_video": without_video if video else {}}
+
+
 def run_record(plan, run_dir: Path, model, plugin: str, clips: dict, trainer, results: dict,
-               prov: dict, device, processes: int, wall_time_s: float) -> dict:
+               prov: dict, device, processes: int, wall_time_s: float,
+               identity: dict | None = None) -> dict:
     """The record of a finished run (schema 1, the module docstring), from its plan
     (:class:`seldbench.training.plan.RunPlan`), built model, clips per split, trainer (history
     and best checkpoint), test results and provenance taken when it started."""
     import datetime as dt
 
     history = trainer.history
-    splits = plan.splits
-    files = [c.metadata for s in splits for c in clips[s]] + \
-        [p for s in splits for c in clips[s] for p in c.audio.values()]
+    identity = identity or data_identity(clips, plan.feature.audio_format,
+                                         plan.model.needs_video and plan.dataset.has_video)
     val_stems = {c.stem for c in clips["val"]}
     return {
         "schema": SCHEMA_VERSION,
@@ -223,7 +250,7 @@ def run_record(plan, run_dir: Path, model, plugin: str, clips: dict, trainer, re
         "model": {"name": plan.model.name, "version": plan.model.version,
                   "params": int(sum(p.numel() for p in model.parameters())), "plugin": plugin},
         "dataset": {"name": plan.dataset.name, "version": plan.dataset.version,
-                    "data_hash": hash_files(files)},
+                    **identity},
         "split": "test",
         "selection": {"split": "val", "suite": plan.selection.name,
                       "figure": plan.selection.rank_by, "best_epoch": history.best_epoch,

@@ -99,22 +99,75 @@ def run(model: str, dataset: str, config_file: str | None = None,
         layers: Sequence[tuple[str, dict]] = ()) -> dict:
     """Train ``model`` on ``dataset``, predict and score its test split; returns the record.
     ``layers``: config mappings merged after ``config_file`` (see :func:`rerun`)."""
+    from seldbench.results.records import data_identity
+
     reg = get_registry()
     plan = plan_run(model, dataset, config_file, overrides, seed, out, reg, layers)
     dist = _Dist.start(plan.train.device)
-    rd = claim_run_dir(plan.run_base) if dist.rank0 else None
+    rd = None
     try:
+        clips = _list_clips(plan, dist, log)
+        identity = data_identity(clips, plan.feature.audio_format,
+                                 plan.model.needs_video and plan.dataset.has_video)
+        if dist.rank0:
+            rd = claim_run_dir(data_folder(plan.run_base, identity["data_hash"], log))
         path = Path(dist.share(str(rd.path) if rd else None))
         record_path = path / "record.json"
         if dist.share(record_path.exists() if dist.rank0 else None):
             if dist.rank0:
                 log(f"{path}: run already complete")
             return json.loads(record_path.read_text())
-        return _run(reg, plan, path, progress, on_step, log, dist)
+        return _run(reg, plan, clips, identity, path, progress, on_step, log, dist)
     finally:
         if rd is not None:
             rd.release()
         dist.stop()
+
+
+def data_folder(base: Path, data_hash: str, log=print) -> Path:
+    """The run folder for this data: ``base``, unless a run there was made with other data
+    (its ``data.json`` or record says so), then ``base-data-<hash>``: a finished run is never
+    taken for a run of other data, nor resumed on it."""
+    seen = None
+    for name, key in (("data.json", ("data_hash",)), ("record.json", ("dataset", "data_hash"))):
+        try:
+            doc = json.loads((base / name).read_text(encoding="utf-8"))
+            for k in key:
+                doc = doc[k]
+            seen = str(doc)
+            break
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    if seen is None or seen == data_hash:
+        return base
+    other = base.with_name(f"{base.name}-data-{data_hash[:8]}")
+    log(f"{base}: made with other data (data hash {seen[:8]}, this data {data_hash[:8]}); "
+        f"this run goes to {other}")
+    return other
+
+
+def _list_clips(plan: RunPlan, dist, log) -> dict:
+    """The clips of each split (the data prepared on rank 0 first, e.g. generated); says when
+    a model that reads video gets clips without it."""
+    root = resolve_root(plan.dataset, plan.cfg["dataset"]["root"])
+    if plan.dataset.prepare is not None and dist.rank0:
+        plan.dataset.prepare(root)
+    dist.barrier()  # rank 0 generates data; the others then read it
+    clips = {s: plan.dataset.list_clips(root, s) for s in plan.splits}
+    for s in plan.splits:
+        if not clips[s]:
+            raise SeldbenchError(f"dataset '{plan.dataset.name}' at {root}: split '{s}' has "
+                                 f"no clips")
+    if plan.model.needs_video and plan.dataset.has_video and dist.rank0:
+        for s in plan.splits:
+            missing = sum(c.video is None for c in clips[s])
+            if missing:
+                whole = " (no video at all: is the video folder there?)" \
+                    if missing == len(clips[s]) else ""
+                log(f"warning: model '{plan.model.name}' reads video, but {missing} of "
+                    f"{len(clips[s])} {s} clips of {root} have none{whole}; they get zeros "
+                    f"and mask 0")
+    return clips
 
 
 @dataclass
@@ -166,7 +219,8 @@ class _Dist:
                 td.destroy_process_group()
 
 
-def _run(reg, plan: RunPlan, run_dir: Path, progress: bool, on_step, log, dist: _Dist) -> dict:
+def _run(reg, plan: RunPlan, clips: dict, identity: dict, run_dir: Path, progress: bool,
+         on_step, log, dist: _Dist) -> dict:
     """The stages of a run: set up, build the model (before any data is read), data, train,
     test, record."""
     from seldbench.results.records import provenance, run_record, write_record
@@ -179,9 +233,10 @@ def _run(reg, plan: RunPlan, run_dir: Path, progress: bool, on_step, log, dist: 
     device = _set_up(plan, dist)
     if dist.rank0:
         atomic_write_json(run_dir / "config.json", plan.cfg)
+        atomic_write_json(run_dir / "data.json", identity)  # what data_folder() compares
     built = assemble(plan, device)  # a bad model key fails here, before minutes of features
     loss = make_loss(plan, built)
-    clips, data = _load_data(reg, plan, built, run_dir, device, dist)
+    data = _load_data(reg, plan, built, clips, run_dir, device, dist)
     trainer = _train(plan, built, loss, clips, data, run_dir, device, on_step, progress, log,
                      dist)
     if not dist.rank0:
@@ -189,7 +244,7 @@ def _run(reg, plan: RunPlan, run_dir: Path, progress: bool, on_step, log, dist: 
     results = _test(reg, plan, built, trainer, clips, data, run_dir, device)
     record = run_record(plan, run_dir, built.model, reg.plugin_of("model", plan.model.name),
                         clips, trainer, results, prov, device, dist.world,
-                        time.perf_counter() - t_start)
+                        time.perf_counter() - t_start, identity)
     write_record(run_dir, record)
     return record
 
@@ -220,22 +275,13 @@ def _rank0_first(dist: _Dist, work: Callable[[], object]):
     return result
 
 
-def _load_data(reg, plan: RunPlan, built, run_dir: Path, device, dist: _Dist):
-    """Clips per split, cached features, the train-split normaliser (saved with the run),
-    labels and side inputs: ``(clips, {split: SplitData})``."""
+def _load_data(reg, plan: RunPlan, built, clips: dict, run_dir: Path, device, dist: _Dist):
+    """Cached features, the train-split normaliser (saved with the run), labels and side
+    inputs: ``{split: SplitData}``."""
     from seldbench.features.cache import FeatureCache, Normalizer
     from seldbench.side_inputs import collect
     from seldbench.training.data import load_split
 
-    root = resolve_root(plan.dataset, plan.cfg["dataset"]["root"])
-    if plan.dataset.prepare is not None and dist.rank0:
-        plan.dataset.prepare(root)
-    dist.barrier()  # rank 0 generates data and features; the others then read them
-    clips = {s: plan.dataset.list_clips(root, s) for s in plan.splits}
-    for s in plan.splits:
-        if not clips[s]:
-            raise SeldbenchError(f"dataset '{plan.dataset.name}' at {root}: split '{s}' has "
-                                 f"no clips")
     cache = FeatureCache(plan.cache_dir, registry=reg)
     cached = _rank0_first(dist, lambda: {
         s: cache.get(plan.dataset.name, s, clips[s], plan.feature.name, device=device)
@@ -252,7 +298,7 @@ def _load_data(reg, plan: RunPlan, built, run_dir: Path, device, dist: _Dist):
                                        data[s].label_frames, training=s == "train",
                                        cache_dir=plan.cache_dir, device=device)
         _rank0_first(dist, side)
-    return clips, data
+    return data
 
 
 def _train(plan: RunPlan, built, loss, clips, data, run_dir: Path, device, on_step, progress,
