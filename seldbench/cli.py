@@ -184,8 +184,10 @@ def rerun_cmd(record, overrides, out, quiet) -> None:
         figs = (res or {}).get("figures") or {}
         now = ((new["results"].get(suite) or {}).get("figures")) or {}
         if figs:
+            from seldbench.results.tables import fmt  # F and LR in %, angles in degrees
+
             click.echo(f"{suite}: " + ", ".join(
-                f"{k} {figs[k]:.4g} -> {now.get(k, float('nan')):.4g}" for k in figs
+                f"{k} {fmt(k, figs[k])} -> {fmt(k, now.get(k))}" for k in figs
                 if isinstance(figs[k], (int, float))))
 
 

@@ -213,7 +213,7 @@ def test_rerun_of_a_record_reproduces_its_config_and_figures(synth_env, tmp_path
     from seldbench.cli import main
 
     rec = _run(synth_env, "runs_a")
-    run_dir = next((synth_env / "runs_a").rglob("record.json")).parent
+    run_dir = next((synth_env / "runs_a").rglob(f"{rec['run_id']}/record.json")).parent
     out = CliRunner().invoke(main, ["rerun", str(run_dir), "--out", str(tmp_path / "again"),
                                     "--quiet", "--set", f"features.cache_dir={tmp_path / 'c'}"])
     assert out.exit_code == 0, out.output
@@ -223,6 +223,9 @@ def test_rerun_of_a_record_reproduces_its_config_and_figures(synth_env, tmp_path
     assert again["results"]["dcase2023"]["figures"] == rec["results"]["dcase2023"]["figures"]
     assert f"config {rec['config_hash'][:8]}: the record's" in out.output
     assert f"data {rec['dataset']['data_hash'][:8]}: the record's" in out.output
+    import re  # figures as the result tables show them: F in %, LE in degrees
+
+    assert re.search(r"F \d+\.\d% -> \d+\.\d%, LE \d+\.\d° -> \d+\.\d°", out.output), out.output
     # a record whose config holds a key today's config does not know: one line naming both
     bad = json.loads((run_dir / "record.json").read_text())
     bad["config"]["train"]["warmup_epochs"] = 3

@@ -348,7 +348,9 @@ class Trainer:
             else:
                 h.stale += 1
             if self.progress:
-                shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items()
+                from seldbench.results.tables import fmt  # F and LR in %, as the results
+
+                shown = ", ".join(f"{k} {fmt(k, v)}" for k, v in figures.items()
                                   if isinstance(v, float) and not math.isnan(v))
                 print(f"epoch {epoch}: loss {total / max(steps, 1):.4f}; val {shown}"
                       f"{' (best)' if improved else ''}", flush=True)
