@@ -133,6 +133,9 @@ class ModelSpec:
     training_streams: tuple[str, ...] = ()
     config: Path | None = None  # the model's default YAML
     description: str = ""
+    # one line shown when the model runs without an experiment file (--config): e.g. that the
+    # design on the leaderboard is another configuration, and which file gives it
+    default_note: str = ""
     # config keys (dotted, under ``model:``) added after runs of this model were recorded, each
     # with the value that keeps what the model did before the key existed; see ``neutral_keys``
     # in the class docstring

@@ -666,6 +666,7 @@ def test_crati_runs_on_a_starss23_tree_with_and_without_video(tmp_path, one_torc
     assert not any(p.name.startswith("fold3_room21") for p in images)
     assert sum(rec["dataset"]["clips_without_video"].values()) == 2  # the room-21 clips
     assert any("reads video, but 2 of" in m for m in logs)
+    assert any("first-design defaults" in m and "crati-einv2-cpu.yaml" in m for m in logs)
     # without video_dev/ the same command is a run on other data, and says so
     import shutil
 

@@ -231,6 +231,9 @@ def seldbench_register_models():
             output="multi_accdoa", loss=training_loss, side_inputs=side_inputs,
             needs_video=True, needs_text=True,
             training_streams=("text", "text_mask", "event_cells", "event_mask"),
+            default_note="these are CRATI's first-design defaults (CRNN trunk); the design "
+                         "chosen by the ablations is --config "
+                         "configs/experiments/crati-einv2-cpu.yaml",
             config=Path(__file__).with_name("crati.yaml"),
             # added in 0.1 after its first recorded runs; these values are the model before them
             neutral_keys={"image.finetune_blocks": 0, "fuse_into": "all"},

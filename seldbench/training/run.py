@@ -103,6 +103,8 @@ def run(model: str, dataset: str, config_file: str | None = None,
 
     reg = get_registry()
     plan = plan_run(model, dataset, config_file, overrides, seed, out, reg, layers)
+    if plan.model.default_note and config_file is None and not layers:
+        log(f"note: model '{plan.model.name}': {plan.model.default_note}")
     dist = _Dist.start(plan.train.device)
     rd = None
     try:
