@@ -117,6 +117,11 @@ class _Scorer:
     """What both scorers share: counters of many files at once, spread over threads."""
 
     workers: int = 1
+    pred_layouts: dict
+
+    def empty_prediction(self) -> EventTable:
+        """The prediction of a file a system wrote nothing for."""
+        return EventTable.empty("<no prediction>", next(iter(self.pred_layouts.values())))
 
     def file_counts(self, ref: EventTable, pred: EventTable) -> np.ndarray:
         return self.counts([(ref, pred)])[0]
@@ -200,6 +205,7 @@ class FrameScorer(_Scorer):
 
     prediction_layout = "fctxyzd"
     needs_distance = True
+    pred_layouts = {6: "fctaed", 7: "fctxyzd"}
 
     def __init__(self, num_classes: int, *, dist_threshold_m: float = math.inf,
                  reldist_threshold: float = 1.0, no_last_frame_drop: bool = False) -> None:
@@ -214,7 +220,7 @@ class FrameScorer(_Scorer):
         return t
 
     def read_prediction(self, path) -> EventTable:
-        return read_dcase_csv(path, {6: "fctaed", 7: "fctxyzd"}, self.num_classes)
+        return read_dcase_csv(path, self.pred_layouts, self.num_classes)
 
     def eval_frames(self, ref: EventTable) -> int:
         return _last_frame(ref, "dcase2024") + (1 if self.no_last_frame_drop else 0)
