@@ -34,26 +34,29 @@ def _temp_cache_dir() -> str:
 _cache = {"on": True}
 
 
+def _cached(fn, options: dict):
+    """``fn`` compiled with an on-disk cache, or None where numba finds no cache folder."""
+    try:
+        return numba.njit(cache=True, **options)(fn)
+    except RuntimeError as exc:
+        if "no locator available" not in str(exc):
+            raise
+        return None
+
+
 def _njit(**options):
     """``numba.njit(cache=True, **options)`` that falls back to a temporary cache folder, then
     to no cache, when numba finds no writable cache location ("no locator available")."""
     def decorate(fn):
-        if _cache["on"]:
-            try:
-                return numba.njit(cache=True, **options)(fn)
-            except RuntimeError as exc:
-                if "no locator available" not in str(exc):
-                    raise
-            if numba.config.CACHE_DIR != _temp_cache_dir():
-                # numba re-reads its settings from the environment: set both
-                os.environ["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR = _temp_cache_dir()
-                try:
-                    return numba.njit(cache=True, **options)(fn)
-                except RuntimeError as exc:
-                    if "no locator available" not in str(exc):
-                        raise
+        compiled = _cached(fn, options) if _cache["on"] else None
+        if compiled is None and _cache["on"] and numba.config.CACHE_DIR != _temp_cache_dir():
+            # numba re-reads its settings from the environment: set both
+            os.environ["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR = _temp_cache_dir()
+            compiled = _cached(fn, options)
+        if compiled is None:
             _cache["on"] = False
-        return numba.njit(**options)(fn)
+            compiled = numba.njit(**options)(fn)
+        return compiled
     return decorate
 
 
