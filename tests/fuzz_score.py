@@ -41,7 +41,8 @@ LAYOUTS = {"dcase2021": ((5,), (6,)), "dcase2022": ((6, 5), (7,)), "dcase2023": 
 CONTROLS = [chr(c) for c in (*range(0, 9), 9, 11, 12, *range(14, 32), 127, 0x85)] + \
     ["\u2028", "\u2029", "\u200b", "\u202e"]
 NON_NUMBER = list("xyzgGhHkKqQ#@!_$%&*()[]{}<>?/\\|;:'\"`~=")
-NON_ASCII = ["\u00e9", "\u0661", "\uff11", "\ufeff", "\U0001f600", "\u00a0", "\u2212"]
+# (a byte-order mark is valid at the start of a file only: m_inner_bom puts one elsewhere)
+NON_ASCII = ["\u00e9", "\u0661", "\uff11", "\U0001f600", "\u00a0", "\u2212"]
 BAD_UTF8 = [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe2\x82", b"\x80\x80", b"\xc0\xaf"]
 
 
@@ -167,6 +168,13 @@ def m_bad_utf8(rng, rows, ctx):
     return data[:pos] + _pick(rng, BAD_UTF8) + data[pos:], "garbage"
 
 
+def m_inner_bom(rng, rows, ctx):
+    i, k = _cell(rng, rows)
+    tok = rows[i][k]
+    rows[i][k] = tok[:1] + "\ufeff" + tok[1:]  # after a field's first character: never at the start
+    return rows, "garbage"
+
+
 def m_long_garbage_line(rng, rows, ctx):
     i = _row(rng, rows)
     rows[i][-1] = rows[i][-1] + "x" * int(rng.integers(1000, 200000))
@@ -213,8 +221,9 @@ def m_huge_finite(rng, rows, ctx):
 
 def m_long_number(rng, rows, ctx):
     i, k = _cell(rng, rows)
-    tok = rows[i][k].strip().lstrip("-")
-    sign = "-" if rows[i][k].strip().startswith("-") else ""
+    tok = rows[i][k].strip()
+    sign = tok[:1] if tok[:1] in "+-" else ""
+    tok = tok[len(sign):]
     rows[i][k] = sign + "0" * int(rng.integers(100, 50000)) + tok
     return rows, "valid"
 
@@ -230,7 +239,7 @@ def m_number_forms(rng, rows, ctx):
 
 
 GARBAGE = [m_control, m_lone_cr, m_non_number, m_empty_field, m_field_count, m_non_finite,
-           m_bad_index, m_geometry, m_header, m_bad_utf8, m_long_garbage_line]
+           m_bad_index, m_geometry, m_header, m_bad_utf8, m_inner_bom, m_long_garbage_line]
 VALID = [m_bom, m_blank_lines, m_crlf, m_no_final_newline, m_spaces, m_huge_finite,
          m_long_number, m_number_forms]
 EITHER = [m_random_bytes]
