@@ -193,7 +193,7 @@ def main() -> None:
                                     str(Path(tmp) / "ref"), "--suite", suite, "--json"],
                              args.repeat)
             line = (f"  seldbench score {suite}: {t:.3f}s for {args.files} files; the loop "
-                    f"reference's scoring alone {loop_s[suite]:.2f}s ({loop_s[suite] / t:.0f}x)")
+                    f"reference's scoring alone {loop_s[suite]:.2f}s ({loop_s[suite] / t:.1f}x)")
             if suite in official:
                 off = official[suite]
                 line += (f"; official process {off['process']:.2f}s ({off['process'] / t:.1f}x), "

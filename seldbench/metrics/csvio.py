@@ -117,7 +117,7 @@ def _fail(path: str, line: int, problem: str) -> SeldbenchError:
 #: what a field of a DCASE CSV may hold: ASCII digits, sign, point, exponent, nan/inf, and
 #: spaces around it. Anything else (other controls, which Python's splitlines and float()
 #: would take as line breaks or blanks, non-ASCII digits, underscores) is found in one search.
-_NOT_CSV = re.compile(r"[^0-9eE+\-.,\n naiftyNAIFTY\r]|\r(?!\n)")
+_NOT_CSV = re.compile(r"[^0-9eE+\-.,\n naiftyNAIFTY]")
 _NUMBER = re.compile(r" *[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)? *|"
                      r" *[+-]?(nan|inf|infinity) *", re.IGNORECASE)
 _WORD = re.compile(r" *[A-Za-z_][A-Za-z_ ]*")
@@ -220,9 +220,10 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
     """
     spath = str(path)
     text = _read_text(path, spath)
+    if "\r" in text:  # \r\n line ends; a lone \r is then a control character like any other
+        text = text.replace("\r\n", "\n")
     strange = _check_characters(text, spath)
-    rows = [(i + 1, ln[:-1] if ln.endswith("\r") else ln)
-            for i, ln in enumerate(text.split("\n")) if ln.strip()]
+    rows = [(i + 1, ln) for i, ln in enumerate(text.split("\n")) if ln.strip()]
     if not rows:
         layout = next(iter(layouts.values()))
         return EventTable.empty(spath, layout)
