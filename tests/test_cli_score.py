@@ -266,3 +266,20 @@ def test_jackknife_on_few_files_says_its_intervals_mean_little(tmp_path):
     assert check["files"] == 2 and check["too_few_files"] and "LR" in check["out_of_range"]
     lo, hi = out["jackknife"]["LR"]
     assert lo < 0  # the spec's formula, unchanged: only flagged
+
+
+def test_interval_checks_name_out_of_range_and_displaced_intervals():
+    from seldbench.metrics.jackknife import check_intervals, interval_warnings
+    from seldbench.metrics.score import ScoreResult
+    from seldbench.results.tables import score_table
+
+    figures = {"LE": 106.7, "LR": 0.909, "F": 0.5,
+               "classwise": [{"class": 0, "LE": 20.0, "interval": {"LE": [-3.0, 40.0]}}]}
+    interval = {"LE": (82.1, 96.8), "LR": (-0.018, 1.797), "F": (0.4, 0.6)}
+    check = check_intervals(figures, interval, 12)
+    assert check == {"files": 12, "too_few_files": False, "out_of_range": ["LR", "LE[0]"],
+                     "excludes_estimate": ["LE"]}
+    assert len(interval_warnings(check)) == 2
+    table = score_table(ScoreResult("dcase2023", figures, ["a"] * 12, interval, [], {}, check))
+    rows = {ln.split()[0]: ln for ln in table.splitlines()[1:4]}
+    assert rows["LE"].endswith("]!") and rows["LR"].endswith("]*") and rows["F"].endswith("]")
