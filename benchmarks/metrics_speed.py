@@ -3,7 +3,9 @@
 Both score the same generated set of 78 one-minute files (13 classes, ~25 events per file) from
 the same parsed tables; the loop reference is the spec's pseudo-code
 (:mod:`seldbench.metrics.reference`), structured like the official scorers. Prints seconds
-and the ratio per suite, then the end-to-end time of ``score_folders`` including CSV reading.
+and the ratio per suite, then the end-to-end time of ``score_folders`` including CSV reading,
+then whole processes: ``seldbench score`` (and ``--help``) run as a fresh subprocess each time,
+next to the loop reference's scoring alone (and the official scorer's process, when given).
 
     python benchmarks/metrics_speed.py [--files 78] [--repeat 3]
         [--official-2023 DIR] [--official-2024 DIR]
@@ -17,7 +19,10 @@ its CSV loading, and its figures are checked against seldbench's.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -79,15 +84,30 @@ print(json.dumps({"total": total, "csv": spent[0], "figures": [float(v) for v in
 
 
 def official_time(repo: str, ref: Path, pred: Path, classes: int) -> dict:
-    import json
-    import subprocess
-    import sys
-
+    """The official scorer in a subprocess: its scoring call's seconds ("total", of which "csv"
+    loading), its figures, and the whole process's wall seconds ("process")."""
+    t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", _OFFICIAL_DRIVER, repo, str(ref), str(pred),
                           str(classes)], capture_output=True, text=True, cwd=repo)
+    wall = time.perf_counter() - t0
     if out.returncode:
         raise SystemExit(f"official scorer in {repo} failed: {out.stderr.strip()[-400:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "process": wall}
+
+
+def process_time(args: list[str], repeat: int) -> float:
+    """Best wall seconds of a fresh ``args`` process (interpreter start and imports included)."""
+    def once():
+        r = subprocess.run(args, capture_output=True, text=True)
+        if r.returncode:
+            raise SystemExit(f"{' '.join(args[:3])} failed: {r.stderr.strip()[-400:]}")
+    return best_of(once, repeat)
+
+
+def seldbench_command() -> list[str]:
+    """The installed ``seldbench`` script next to this interpreter, else ``python -m``."""
+    script = Path(sys.executable).with_name("seldbench")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "seldbench.cli"]
 
 
 def main() -> None:
@@ -103,6 +123,8 @@ def main() -> None:
         refs = sorted((Path(tmp) / "ref").iterdir())
         preds = sorted((Path(tmp) / "pred").iterdir())
         print(f"{args.files} one-minute files, {C} classes; best of {args.repeat}\n")
+        loop_s: dict[str, float] = {}
+        official: dict[str, dict] = {}
         print(f"{'suite':<10} {'loop reference':>15} {'compiled, 1 thread':>19} {'speed-up':>9}"
               f" {'N threads':>10} {'speed-up':>9}")
         for suite in ("dcase2023", "dcase2024"):
@@ -132,6 +154,7 @@ def main() -> None:
             t_one = best_of(fast, args.repeat)
             sc.workers = threads
             t_all = best_of(fast, args.repeat)
+            loop_s[suite] = t_slow
             print(f"{suite:<10} {t_slow:>14.3f}s {t_one:>18.4f}s {t_slow / t_one:>8.0f}x"
                   f" {t_all:>9.4f}s {t_slow / t_all:>8.0f}x  ({threads} threads)")
         print()
@@ -141,7 +164,7 @@ def main() -> None:
             sc = get_registry().get_metric_suite(suite).build(C)
             tables = [(sc.read_reference(r), sc.read_prediction(p)) for r, p in zip(refs, preds)]
             ours = sc.summarise(sc.counts(tables).sum(0))
-            off = official_time(repo, Path(tmp) / "ref", Path(tmp) / "pred", C)
+            off = official[suite] = official_time(repo, Path(tmp) / "ref", Path(tmp) / "pred", C)
             names = get_registry().get_metric_suite(suite).figures
             worst = max(abs(a - ours[n]) for a, n in zip(off["figures"], names)
                         if not (np.isnan(a) and np.isnan(ours[n])))
@@ -159,6 +182,23 @@ def main() -> None:
             tj = best_of(lambda: score_folders(Path(tmp) / "pred", Path(tmp) / "ref", suite,
                                                jackknife=True), args.repeat)
             print(f"{suite}: score_folders incl. CSV reading {t:.3f}s; with jackknife {tj:.3f}s")
+        print(f"\nwhole processes, best of {args.repeat} (a fresh interpreter each):")
+        cmd = seldbench_command()
+        for label, argv in (("python -c pass", [sys.executable, "-c", "pass"]),
+                            ("seldbench --help", cmd + ["--help"]),
+                            ("seldbench score --help", cmd + ["score", "--help"])):
+            print(f"  {label:<24} {process_time(argv, args.repeat):.3f}s")
+        for suite in ("dcase2023", "dcase2024"):
+            t = process_time(cmd + ["score", "--pred", str(Path(tmp) / "pred"), "--ref",
+                                    str(Path(tmp) / "ref"), "--suite", suite, "--json"],
+                             args.repeat)
+            line = (f"  seldbench score {suite}: {t:.3f}s for {args.files} files; the loop "
+                    f"reference's scoring alone {loop_s[suite]:.2f}s ({loop_s[suite] / t:.1f}x)")
+            if suite in official:
+                off = official[suite]
+                line += (f"; official process {off['process']:.2f}s ({off['process'] / t:.1f}x), "
+                         f"its scoring call alone {off['total']:.2f}s ({off['total'] / t:.1f}x)")
+            print(line)
 
 
 if __name__ == "__main__":

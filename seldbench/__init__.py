@@ -1,11 +1,16 @@
 """seldbench: a plugin-based benchmark suite for sound event localization and detection."""
-from importlib.metadata import PackageNotFoundError, version as _version
-
-try:
-    __version__ = _version("seldbench")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
-
-from seldbench.errors import SeldbenchError  # noqa: E402
+from seldbench.errors import SeldbenchError
 
 __all__ = ["SeldbenchError", "__version__"]
+
+
+def __getattr__(name: str):
+    # importlib.metadata costs ~20 ms at start-up; only look the version up when asked
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("seldbench")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            return "0.0.0+unknown"
+    raise AttributeError(f"module 'seldbench' has no attribute {name!r}")

@@ -11,17 +11,33 @@ import sys
 
 import click
 
-from seldbench.errors import SeldbenchError
+from seldbench.errors import SeldbenchError, printable
 
 
 class UserError(click.ClickException):
-    """Printed as one ``Error: ...`` line; exit code 2 (1 is kept for "checks found problems")."""
+    """Printed as one ``Error: ...`` line; exit code 2 (1 is kept for "checks found problems").
+    Unprintable characters of the message (from file names or file contents) are escaped."""
 
     exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
+
+
+def _log(message: str) -> None:
+    """A progress, warning or problem line on stderr, unprintable characters escaped."""
+    click.echo(printable(message), err=True)
 
 
 class _Group(click.Group):
     """A click group that turns SeldbenchError into a one-line error."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.ClickException as exc:
+            exc.message = printable(exc.message)
+            raise
 
     def invoke(self, ctx: click.Context):  # noqa: D401
         try:
@@ -30,7 +46,10 @@ class _Group(click.Group):
             if os.environ.get("SELDBENCH_TRACEBACK"):
                 raise
             raise UserError(str(exc)) from None
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+        except click.ClickException as exc:  # click's usage errors quote arguments as typed
+            exc.message = printable(exc.message)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:  # a bug: still one line, with the way to see more
             if os.environ.get("SELDBENCH_TRACEBACK"):
@@ -103,7 +122,7 @@ def score(pred_dir, ref_dir, suite, num_classes, as_json, jackknife, no_last_fra
     options = {"no_last_frame_drop": True} if no_last_frame_drop else {}
     result = score_folders(pred_dir, ref_dir, suite, num_classes, jackknife, **options)
     for w in result.warnings:
-        click.echo(f"Warning: {w}", err=True)
+        _log(f"Warning: {w}")
     if as_json:
         _echo_json(result.to_dict())
     else:
@@ -149,7 +168,7 @@ def run_cmd(model, dataset, config_file, overrides, seed, epochs, root, out, qui
     overrides = list(overrides) + ([f"train.epochs={epochs}"] if epochs else []) + \
         ([f"dataset.root={root}"] if root else [])
     record = run(model, dataset, config_file, overrides, seed, out, progress=not quiet,
-                 log=lambda m: click.echo(m, err=True))
+                 log=_log)
     if record:  # under torchrun only rank 0 has the record
         from seldbench.results.tables import record_table
 
@@ -173,7 +192,7 @@ def rerun_cmd(record, overrides, out, quiet) -> None:
     from seldbench.training.run import rerun
 
     old, new = rerun(record, list(overrides), out, progress=not quiet,
-                     log=lambda m: click.echo(m, err=True))
+                     log=_log)
     if not new:  # under torchrun only rank 0 has the record
         return
     for what, a, b in (("config", old["config_hash"], new["config_hash"]),
@@ -205,7 +224,7 @@ def cache_cmd(model, dataset, config_file, overrides, workers) -> None:
     from seldbench.training.warm_cache import warm_cache
 
     warm_cache(model, dataset, config_file, list(overrides), workers,
-               log=lambda m: click.echo(m, err=True))
+               log=_log)
 
 
 # ---------------------------------------------------------------- predict, plot
@@ -273,7 +292,7 @@ def compare(runs_dirs, dataset, suite, split, models, configs, ablation, classwi
         from seldbench.io import atomic_write_text
 
         atomic_write_text(out, text)
-        click.echo(f"{out}: {len(tables)} table(s)", err=True)
+        _log(f"{out}: {len(tables)} table(s)")
     else:
         click.echo(text, nl=False)
 
@@ -302,7 +321,7 @@ def data_synth(out_dir: str, clips: int, duration_s: float, seed: int, no_video:
     from seldbench.data.synth.generate import generate
 
     manifest = generate(out_dir, clips=clips, duration_s=duration_s, seed=seed,
-                        video=not no_video, workers=workers, log=lambda m: click.echo(m, err=True))
+                        video=not no_video, workers=workers, log=_log)
     splits = ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
     click.echo(f"{out_dir}: {clips} clips ({splits}); val rooms {manifest['val_rooms']}")
 
@@ -319,9 +338,9 @@ def data_verify(dataset: str, root: str | None, video: bool) -> None:
 
     report = verify(dataset, root, video=video)
     for line in report.problems:
-        click.echo(line)
+        click.echo(printable(line))
     for line in report.notes:
-        click.echo(f"note: {line}")
+        click.echo(f"note: {printable(line)}")
     click.echo(report.summary())
     if not report.ok:
         click.get_current_context().exit(1)

@@ -23,3 +23,13 @@ def suggest(name: str, known: Iterable[str], what: str) -> str:
         msg += "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
     msg += f" (known: {', '.join(known) if known else 'none'})"
     return msg
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character (controls such as ESC or a newline, line and
+    paragraph separators, undecodable file-name bytes) written as its Python escape, so that
+    echoing a file name or a CSV field cannot drive the terminal or split the line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace")
+                   .decode("ascii") for c in text)

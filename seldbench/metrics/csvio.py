@@ -19,14 +19,19 @@ file with no events.
 """
 from __future__ import annotations
 
+import codecs
+import errno
 import os
+import re
+import stat
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from seldbench.errors import SeldbenchError
+from seldbench.errors import SeldbenchError, printable
 from seldbench.io import atomic_open
 
 LAYOUTS: dict[str, tuple[int, bool, bool]] = {
@@ -109,29 +114,123 @@ def _fail(path: str, line: int, problem: str) -> SeldbenchError:
     return SeldbenchError(f"{path}:{line}: {problem}")
 
 
+#: what a field of a DCASE CSV may hold: ASCII digits, sign, point, exponent, nan/inf, and
+#: spaces around it. Anything else (other controls, which Python's splitlines and float()
+#: would take as line breaks or blanks, non-ASCII digits, underscores) is found in one search.
+_NOT_CSV = re.compile(r"[^0-9eE+\-.,\n naiftyNAIFTY]")
+_NUMBER = re.compile(r" *[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)? *|"
+                     r" *[+-]?(nan|inf|infinity) *", re.IGNORECASE)
+_WORD = re.compile(r" *[A-Za-z_][A-Za-z_ ]*")
+#: integer fields (frame, class, track) beyond this are not exactly representable as floats
+MAX_INT_FIELD = 2 ** 53
+
+
+def check_regular_file(path: str | os.PathLike, what: str = "CSV") -> None:
+    """Raise a one-line :class:`SeldbenchError` unless ``path`` is a readable regular file (or a
+    symbolic link to one); never opens it, so a FIFO cannot block."""
+    spath = str(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise SeldbenchError(f"{spath}: dangling symbolic link (to "
+                                 f"'{os.readlink(path)}'), not a {what} file") from None
+        raise SeldbenchError(f"{spath}: no such file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SeldbenchError(f"{spath}: symbolic link loop, not a {what} file") from None
+        raise SeldbenchError(f"{spath}: cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SeldbenchError(f"{spath}: is a folder, not a {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
+               "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
+        raise SeldbenchError(f"{spath}: is {kind}, not a regular {what} file")
+
+
+def _read_text(path: str | os.PathLike, spath: str) -> str:
+    """The file as text: UTF-8 (ASCII in practice), a leading byte-order mark dropped."""
+    check_regular_file(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SeldbenchError(f"{spath}: cannot read: {exc.strerror or exc}") from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise _fail(spath, line, f"byte 0x{data[exc.start]:02x} is not UTF-8 text; a DCASE CSV "
+                    "is plain ASCII text (a binary file?)") from None
+
+
+def _bad_character(ch: str) -> str:
+    """How an unexpected character is named in a message."""
+    code = f"U+{ord(ch):04X}"
+    if ch == "\ufeff":
+        return f"byte-order mark ({code}) inside the file"
+    if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+        return f"control character '{printable(ch)}' ({code})"
+    return f"character '{printable(ch)}' ({code})"
+
+
+def _check_characters(text: str, spath: str) -> bool:
+    """Reject controls (other than the \\n or \\r\\n line ends) and non-ASCII characters with
+    their line. True if printable ASCII that cannot be part of a number (a letter, an
+    underscore) was seen: the field checks name that field."""
+    strange = False
+    for m in _NOT_CSV.finditer(text):
+        ch = m.group()[0]
+        if ch.isascii() and ch.isprintable():
+            strange = True
+            continue
+        line = text.count("\n", 0, m.start()) + 1
+        raise _fail(spath, line, _bad_character(ch) + ("" if ch.isascii() else
+                    "; a DCASE CSV holds ASCII numbers only"))
+    return strange
+
+
+def _is_word(tok: str) -> bool:
+    """A field that is a name (as in a header row), not a number or nan/inf."""
+    return bool(_WORD.fullmatch(tok)) and tok.strip().lower() not in ("nan", "inf", "infinity")
+
+
+def _check_header(spath: str, lineno: int, line: str) -> None:
+    """A first row of two or more fields, most of them names, is a header: say so."""
+    toks = line.split(",")
+    words = [k for k, tok in enumerate(toks) if _is_word(tok)]
+    if len(toks) >= 2 and 2 * len(words) >= len(toks):
+        raise _fail(spath, lineno, f"looks like a header row (field {words[0] + 1} "
+                    f"'{printable(toks[words[0]].strip())}'); DCASE CSVs of these suites take no "
+                    "header")
+
+
 def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
                    num_classes: int | None = None) -> EventTable:
     """Read one DCASE CSV strictly.
 
     ``layouts`` maps an allowed field count to its layout name (e.g. ``{6: "fctaed"}``); every
-    row of the file must have the same count. Checks: numbers only, finite, integer frame, class
-    and track, frame >= 0, track >= 0, class in ``[0, num_classes)``, elevation in [-90, 90],
-    Cartesian vectors of non-zero length.
+    row of the file must have the same count. Lines end in ``\\n`` or ``\\r\\n``; a leading
+    UTF-8 byte-order mark is dropped. Checks: no other control characters, numbers only, finite,
+    integer frame, class and track (at most 2**53), frame >= 0, track >= 0, class in
+    ``[0, num_classes)``, elevation in [-90, 90], Cartesian vectors of non-zero length.
+    Cartesian vectors too long or short to square in float64 are scaled by a power of two,
+    which keeps their direction exactly.
     """
     spath = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SeldbenchError(f"{spath}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SeldbenchError(f"{spath}: cannot read: {exc}") from None
-
-    rows = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip()]
+    text = _read_text(path, spath)
+    if "\r" in text:  # \r\n line ends; a lone \r is then a control character like any other
+        text = text.replace("\r\n", "\n")
+    strange = _check_characters(text, spath)
+    rows = [(i + 1, ln) for i, ln in enumerate(text.split("\n")) if ln.strip()]
     if not rows:
         layout = next(iter(layouts.values()))
         return EventTable.empty(spath, layout)
     allowed = ", ".join(str(k) for k in sorted(layouts))
     nfields = rows[0][1].count(",") + 1
+    if strange:
+        _check_header(spath, *rows[0])
     if nfields not in layouts:
         raise _fail(spath, rows[0][0], f"{nfields} fields, expected {allowed}")
     layout = layouts[nfields]
@@ -143,15 +242,17 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
             if c != nfields - 1:
                 raise _fail(spath, lineno, f"{c + 1} fields, but the file's first row has {nfields}")
     try:
+        if strange:  # numpy would take "1_0"
+            raise ValueError
         values = np.array(",".join(ln for _, ln in rows).split(","), dtype=np.float64)
     except ValueError:
         for lineno, ln in rows:
             for k, tok in enumerate(ln.split(",")):
-                try:
-                    float(tok)
-                except ValueError:
-                    raise _fail(spath, lineno, f"field {k + 1} '{tok.strip()}' is not a number") from None
-        raise  # pragma: no cover - numpy and float() disagree
+                if not _NUMBER.fullmatch(tok):
+                    raise _fail(spath, lineno, f"field {k + 1} '{printable(tok.strip())}' is not "
+                                "a number") from None
+        # every field is a number by the pattern: parse them one by one
+        values = np.array([float(t) for _, ln in rows for t in ln.split(",")], np.float64)
     values = values.reshape(len(rows), nfields)
     lines = np.array([lineno for lineno, _ in rows], dtype=np.int64)
 
@@ -160,25 +261,33 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
             i = int(np.argmax(mask))
             raise _fail(spath, int(lines[i]), problem(i))
 
+    def field(i: int, col: int) -> str:
+        """Field ``col`` of row ``i`` as written (for messages)."""
+        return rows[i][1].split(",")[col].strip()
+
     bad = ~np.isfinite(values)
     first_bad(bad.any(axis=1), lambda i: f"field {int(np.argmax(bad[i])) + 1} is "
-              f"{float(values[i, int(np.argmax(bad[i]))])}, not a finite number")
+              f"{field(i, int(np.argmax(bad[i])))}, not a finite number")
     int_cols = [0, 1, 2] if has_track else [0, 1]
     ints = values[:, int_cols]
     nonint = ints != np.round(ints)
     first_bad(nonint.any(axis=1), lambda i: f"field {int_cols[int(np.argmax(nonint[i]))] + 1} "
-              f"'{values[i, int_cols[int(np.argmax(nonint[i]))]]:g}' is not an integer")
-    frame = values[:, 0].astype(np.int64)
-    cls = values[:, 1].astype(np.int64)
-    first_bad(frame < 0, lambda i: f"negative frame {frame[i]}")
+              f"'{field(i, int_cols[int(np.argmax(nonint[i]))])}' is not an integer")
+    first_bad(values[:, 0] < 0, lambda i: f"negative frame {field(i, 0)}")
     if num_classes is not None:
-        first_bad((cls < 0) | (cls >= num_classes),
-                  lambda i: f"class {cls[i]} outside [0, {num_classes - 1}]")
+        first_bad((values[:, 1] < 0) | (values[:, 1] >= num_classes),
+                  lambda i: f"class {field(i, 1)} outside [0, {num_classes - 1}]")
     else:
-        first_bad(cls < 0, lambda i: f"negative class {cls[i]}")
+        first_bad(values[:, 1] < 0, lambda i: f"negative class {field(i, 1)}")
+    if has_track:
+        first_bad(values[:, 2] < 0, lambda i: f"negative track/source index {field(i, 2)}")
+    huge = ints > MAX_INT_FIELD
+    first_bad(huge.any(axis=1), lambda i: f"field {int_cols[int(np.argmax(huge[i]))] + 1} "
+              f"'{field(i, int_cols[int(np.argmax(huge[i]))])}' is too large for an index "
+              "(beyond 2**53)")
+    frame, cls = values[:, 0].astype(np.int64), values[:, 1].astype(np.int64)
     if has_track:
         track = values[:, 2].astype(np.int64)
-        first_bad(track < 0, lambda i: f"negative track/source index {track[i]}")
         start = 3
     else:
         track = np.zeros(len(rows), np.int64)
@@ -186,14 +295,29 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
     if cartesian:
         coords = values[:, start:start + 3]
         first_bad(~(coords != 0).any(axis=1), lambda i: "zero-length Cartesian vector (0, 0, 0)")
+        coords = _squarable(coords)
         dist = values[:, start + 3] if nfields > start + 3 else None
     else:
         coords = values[:, start:start + 2]
         el = coords[:, 1]
-        first_bad((el < -90) | (el > 90), lambda i: f"elevation {el[i]:g} outside [-90, 90]")
+        first_bad((el < -90) | (el > 90), lambda i: f"elevation {field(i, start + 1)} outside [-90, 90]")
         dist = values[:, start + 2] if nfields > start + 2 else None
     return EventTable(spath, layout, frame, cls, track, np.ascontiguousarray(coords),
                       None if dist is None else np.ascontiguousarray(dist), lines)
+
+
+def _squarable(xyz: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` vectors whose largest component is outside [2**-500, 2**500] scaled by a power
+    of two into [0.5, 1) (exact, so their direction is unchanged), so that ``x**2 + y**2`` in the
+    angle conversions neither overflows nor underflows; other rows are left bit for bit."""
+    top = np.abs(xyz).max(axis=1)
+    odd = (top > 2.0 ** 500) | (top < 2.0 ** -500)
+    if not odd.any():
+        return xyz
+    xyz = xyz.copy()
+    _, exp = np.frexp(top[odd])
+    xyz[odd] = np.ldexp(xyz[odd], -exp[:, None])
+    return xyz
 
 
 def write_dcase_csv(path: str | os.PathLike, table: EventTable, decimals: int = 4) -> None:

@@ -7,15 +7,58 @@ two different pairings within 1e-9 degrees of each other) are handed back to sci
 assignment is always the one scipy's ``linear_sum_assignment`` makes.
 
 Grid keys: ``key = (grid_row * C + class)``, ``grid_row = file_offset + frame``.
+
+Compiled code is cached on disk (numba's ``cache=True``: next to this file, else under the
+user's cache folder). Where neither can be written (a read-only install and HOME) the cache goes
+to a folder under the temporary directory, and where even that fails the kernels are compiled
+in memory each run: slower, never an error.
 """
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 
 import numba
 import numpy as np
 
 from seldbench.metrics.counters import IDX
+
+
+
+def _temp_cache_dir() -> str:
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return os.path.join(tempfile.gettempdir(), f"seldbench-numba-cache-{uid}")
+
+
+_cache = {"on": True}
+
+
+def _cached(fn, options: dict):
+    """``fn`` compiled with an on-disk cache, or None where numba finds no cache folder."""
+    try:
+        return numba.njit(cache=True, **options)(fn)
+    except RuntimeError as exc:
+        if "no locator available" not in str(exc):
+            raise
+        return None
+
+
+def _njit(**options):
+    """``numba.njit(cache=True, **options)`` that falls back to a temporary cache folder, then
+    to no cache, when numba finds no writable cache location ("no locator available")."""
+    def decorate(fn):
+        compiled = _cached(fn, options) if _cache["on"] else None
+        if compiled is None and _cache["on"] and numba.config.CACHE_DIR != _temp_cache_dir():
+            # numba re-reads its settings from the environment: set both
+            os.environ["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR = _temp_cache_dir()
+            compiled = _cached(fn, options)
+        if compiled is None:
+            _cache["on"] = False
+            compiled = numba.njit(**options)(fn)
+        return compiled
+    return decorate
+
 
 TIE_DEG = 1e-9
 _PERMS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]], np.int64)
@@ -24,7 +67,7 @@ _PERMS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1,
                      "DE_TP", "DE_FP", "DE_FN", "S", "D", "I"))
 
 
-@numba.njit(cache=True, inline="always")
+@_njit(inline="always")
 def _terms(coords, k, cartesian_in, unit_out, out, o):
     """Direction terms of CSV row ``k`` (of ``coords``) into ``out[o]``, with the official
     conversions.
@@ -51,7 +94,7 @@ def _terms(coords, k, cartesian_in, unit_out, out, o):
         out[o, 0], out[o, 1], out[o, 2] = a, math.sin(e), math.cos(e)
 
 
-@numba.njit(cache=True, inline="always")
+@_njit(inline="always")
 def _angle(r, a, p, b, unit):
     """Angle in degrees between terms ``r[a]`` and ``p[b]`` (see :func:`_terms`)."""
     if unit:
@@ -62,7 +105,7 @@ def _angle(r, a, p, b, unit):
     return math.acos(d) * 180.0 / math.pi
 
 
-@numba.njit(cache=True, nogil=True)
+@_njit(nogil=True)
 def match_sorted(rk, pk, rc, pc, ri, pi, r_cart, p_cart, unit):
     """Assign predictions to references inside every shared key.
 
@@ -174,7 +217,7 @@ def match_sorted(rk, pk, rc, pc, ri, pi, r_cart, p_cart, unit):
     return o_r, o_p, o_c, o_pos, n, hard, nh
 
 
-@numba.njit(cache=True)
+@_njit()
 def cost_block(rc, pc, ri, pi, r_cart, p_cart, unit, i, g, j, p):
     """The ``(g, p)`` angle matrix of reference rows ``i..i+g`` and prediction rows ``j..j+p``."""
     rt = np.empty((g, 3))
@@ -190,21 +233,21 @@ def cost_block(rc, pc, ri, pi, r_cart, p_cart, unit, i, g, j, p):
     return out
 
 
-@numba.njit(cache=True, inline="always")
+@_njit(inline="always")
 def _missed(out, f, c, n):
     """``n`` reference entries without a prediction (FN and DE_FN)."""
     out[f, _FN, c] += n
     out[f, _DEFN, c] += n
 
 
-@numba.njit(cache=True, inline="always")
+@_njit(inline="always")
 def _extra(out, f, c, n):
     """``n`` predicted entries without a reference (FP and DE_FP)."""
     out[f, _FP, c] += n
     out[f, _DEFP, c] += n
 
 
-@numba.njit(cache=True, inline="always")
+@_njit(inline="always")
 def _sdi(out, f, loc_fp, loc_fn):
     """Substitutions, deletions and insertions of one segment or frame."""
     out[f, _S, 0] += min(loc_fp, loc_fn)
@@ -212,7 +255,7 @@ def _sdi(out, f, loc_fp, loc_fn):
     out[f, _I, 0] += max(0, loc_fp - loc_fn)
 
 
-@numba.njit(cache=True, nogil=True)
+@_njit(nogil=True)
 def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spatial, max_pos,
                    threshold):
     """Counters ``(files, counters, C)`` of the 1-s segment rules (spec 2.1), block by block.
@@ -296,7 +339,7 @@ def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spat
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@_njit(nogil=True)
 def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, threshold,
                  dist_threshold, reldist_threshold):
     """Counters ``(files, counters, C)`` of the 100-ms frame rules (spec 2.2), frame by frame."""

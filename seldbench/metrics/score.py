@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from seldbench.errors import SeldbenchError
-from seldbench.metrics.jackknife import jackknife_interval
+from seldbench.metrics.csvio import check_regular_file
+from seldbench.metrics.jackknife import check_intervals, interval_warnings, jackknife_interval
+
+#: more classes than any SELD set has; beyond this the counters would not fit in memory
+MAX_CLASSES = 1000
 
 
 @dataclass
@@ -21,23 +25,42 @@ class ScoreResult:
     interval: dict = field(default_factory=dict)  # name -> (low, high), when jackknifed
     warnings: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
+    #: when jackknifed, which intervals mean little (see :func:`check_intervals`)
+    interval_check: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = dict(self.figures)
         out["suite"] = self.suite
         if self.interval:
             out["jackknife"] = {k: list(v) for k, v in self.interval.items()}
+            out["jackknife_check"] = dict(self.interval_check)
         if self.options:
             out["options"] = dict(self.options)
         return out
 
 
 def _csv_files(folder: Path, what: str) -> dict[str, Path]:
+    """``{stem: path}`` of the ``*.csv`` files (any case) of ``folder``; an entry that is not a
+    regular file (a folder, a FIFO, a dangling or looping link) or a stem given twice (``x.csv``
+    and ``x.CSV``) is an error."""
     if not folder.exists():
         raise SeldbenchError(f"{folder}: {what} folder does not exist")
     if not folder.is_dir():
         raise SeldbenchError(f"{folder}: {what} path is not a folder")
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() == ".csv" and p.is_file()}
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise SeldbenchError(f"{folder}: cannot list the {what} folder: {exc.strerror}") from None
+    files: dict[str, Path] = {}
+    for p in entries:
+        if p.suffix.lower() != ".csv":
+            continue
+        check_regular_file(p, f"{what} CSV")
+        if p.stem in files:
+            raise SeldbenchError(f"{p}: another {what} of '{p.stem}' is '{files[p.stem].name}'; "
+                                 "keep one")
+        files[p.stem] = p
+    return files
 
 
 def score_tables(scorer, pairs: dict[str, tuple]) -> np.ndarray:
@@ -81,7 +104,11 @@ def score_folders(pred_dir: str | os.PathLike, ref_dir: str | os.PathLike, suite
         name = sorted(unknown)[0]
         raise SeldbenchError(f"suite '{suite}': unknown option '{name}' "
                              f"(options: {', '.join(spec.options) or 'none'})")
-    scorer = spec.build(num_classes or spec.default_classes, **options)
+    classes = num_classes or spec.default_classes
+    if not 1 <= classes <= MAX_CLASSES:
+        raise SeldbenchError(f"suite '{suite}': {classes} classes; scoring takes 1 to "
+                             f"{MAX_CLASSES} (DCASE sets have 11 to 13)")
+    scorer = spec.build(classes, **options)
     pred_dir, ref_dir = Path(pred_dir), Path(ref_dir)
     refs = _csv_files(ref_dir, "reference")
     preds = _csv_files(pred_dir, "prediction")
@@ -99,9 +126,11 @@ def score_folders(pred_dir: str | os.PathLike, ref_dir: str | os.PathLike, suite
             pred = scorer.read_prediction(preds[stem])
         else:
             warns.append(f"{ref_path}: no prediction '{stem}.csv'; scored as an empty prediction")
-            pred = scorer.read_prediction(os.devnull)
+            pred = scorer.empty_prediction()
         pairs[stem] = (ref, pred)
     per_file = score_tables(scorer, pairs)
     result, interval = summarise_with_interval(scorer, per_file, spec.figures, jackknife)
+    check = check_intervals(result, interval, len(pairs)) if jackknife else {}
+    warns += interval_warnings(check) if jackknife else []
     return ScoreResult(suite, result, list(pairs), interval, warns,
-                       {k: v for k, v in options.items() if v})
+                       {k: v for k, v in options.items() if v}, check)

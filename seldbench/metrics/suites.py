@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from seldbench.errors import SeldbenchError
 from seldbench.metrics import counters as K
-from seldbench.metrics import kernels
 from seldbench.metrics.csvio import EventTable, concat_polar, read_dcase_csv
 
 EPS = np.finfo(np.float64).eps
@@ -96,12 +94,16 @@ class _Batch:
                 coords, is_cart = concat_polar(tabs), False
             return key[idx], coords, idx, is_cart, dist[idx]
 
+        from seldbench.metrics import kernels  # numba: imported when files are scored
+
         self.rk, rc, ri, r_cart, self.rd = gather(0)
         self.pk, pc, pi, p_cart, self.pd = gather(1)
         m_r, m_p, m_c, m_pos, n, hard, n_hard = kernels.match_sorted(
             self.rk, self.pk, rc, pc, ri, pi, r_cart, p_cart, unit)
         parts = [(m_r[:n], m_p[:n], m_c[:n], m_pos[:n])]
-        for i, g, j, p in hard[:n_hard]:  # rare: big groups and ties, decided by scipy
+        if n_hard:  # rare: big groups and ties, decided by scipy (0.2 s to import)
+            from scipy.optimize import linear_sum_assignment
+        for i, g, j, p in hard[:n_hard]:
             cost = kernels.cost_block(rc, pc, ri, pi, r_cart, p_cart, unit, i, g, j, p)
             a, b = linear_sum_assignment(cost)
             parts.append((i + a, j + b, cost[a, b], a))
@@ -117,6 +119,11 @@ class _Scorer:
     """What both scorers share: counters of many files at once, spread over threads."""
 
     workers: int = 1
+    pred_layouts: dict
+
+    def empty_prediction(self) -> EventTable:
+        """The prediction of a file a system wrote nothing for."""
+        return EventTable.empty("<no prediction>", next(iter(self.pred_layouts.values())))
 
     def file_counts(self, ref: EventTable, pred: EventTable) -> np.ndarray:
         return self.counts([(ref, pred)])[0]
@@ -164,6 +171,8 @@ class SegmentScorer(_Scorer):
         return math.ceil(L / FRAMES_PER_SEGMENT) * FRAMES_PER_SEGMENT
 
     def _counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
+        from seldbench.metrics import kernels
+
         b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes, unit=False)
         max_pos = int(b.m_pos.max()) + 1 if len(b.m_pos) else 1
         return kernels.segment_counts(b.rk, b.pk, b.m_key, b.m_pos, b.m_cost, self.num_classes,
@@ -200,6 +209,7 @@ class FrameScorer(_Scorer):
 
     prediction_layout = "fctxyzd"
     needs_distance = True
+    pred_layouts = {6: "fctaed", 7: "fctxyzd"}
 
     def __init__(self, num_classes: int, *, dist_threshold_m: float = math.inf,
                  reldist_threshold: float = 1.0, no_last_frame_drop: bool = False) -> None:
@@ -214,13 +224,15 @@ class FrameScorer(_Scorer):
         return t
 
     def read_prediction(self, path) -> EventTable:
-        return read_dcase_csv(path, {6: "fctaed", 7: "fctxyzd"}, self.num_classes)
+        return read_dcase_csv(path, self.pred_layouts, self.num_classes)
 
     def eval_frames(self, ref: EventTable) -> int:
         return _last_frame(ref, "dcase2024") + (1 if self.no_last_frame_drop else 0)
 
     def _counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         # unit vectors after the official polar round trip, then Cartesian angles
+        from seldbench.metrics import kernels
+
         b = _Batch(pairs, [self.eval_frames(ref) for ref, _ in pairs], self.num_classes, unit=True)
         dist_err = np.abs(b.rd[b.m_ref] - b.pd[b.m_pred])
         rel_err = dist_err / (b.rd[b.m_ref] + EPS)

@@ -25,11 +25,15 @@ def score_table(result) -> str:
     figs = [k for k in result.figures if k != "classwise"]
     lines = [f"suite {result.suite}, {len(result.files)} files"
              + (f", options: {', '.join(result.options)}" if result.options else "")]
+    check = getattr(result, "interval_check", None) or {}
     for k in figs:
         cell = fmt(k, result.figures[k])
         if k in result.interval:
             lo, hi = result.interval[k]
             cell += f"  [{fmt(k, lo)}, {fmt(k, hi)}]"
+            # marks explained by the score's warnings (seldbench.metrics.jackknife)
+            cell += "*" * (k in check.get("out_of_range", ())) \
+                + "!" * (k in check.get("excludes_estimate", ()))
         lines.append(f"  {k:<6} {cell}")
     per = [k for k in figs if k != "ER"]
     lines.append("")
