@@ -146,3 +146,20 @@ def test_side_streams_have_one_row_per_label_frame(model_name, synth_env, tmp_pa
                    device="cpu")[clip.stem]
     assert train and all(len(v) == 30 for v in train.values())
     assert set(test) <= set(train) and not set(test) & set(spec.training_streams)
+
+
+def test_a_wrong_output_shape_is_one_error_naming_the_model(dataset):
+    from seldbench.errors import SeldbenchError
+    from seldbench.training.plan import Assembled, make_loss
+    from seldbench.training.predict import Predictor
+
+    spec = REG.get_model("crnn")
+    plan = type("Plan", (), {"model": spec, "cfg": {"model": {}}, "dataset": dataset})
+    loss = make_loss(plan, Assembled(None, "multi_accdoa", False, None))
+    target = torch.zeros(2, FRAMES, 6, 4, len(dataset.classes))
+    with pytest.raises(SeldbenchError, match=r"model 'crnn': output of shape \(2, 20, 100\), "
+                                             r"expected \(batch, 20, 117\) for multi_accdoa"):
+        loss(torch.zeros(2, FRAMES, 100), target)
+    predictor = Predictor("multi_accdoa", 13, FRAMES, 5, False, "cpu", {}, model_name="toy")
+    with pytest.raises(SeldbenchError, match="model 'toy': output of shape"):
+        predictor.raw(lambda x: torch.zeros(x.shape[0], FRAMES, 7), np.zeros((7, 100, 64)))

@@ -161,15 +161,51 @@ def assemble(plan: RunPlan, device) -> Assembled:
     output, with_distance = model_output(model, plan.model)
     predictor = Predictor(output, len(plan.dataset.classes), plan.chunk_frames,
                           plan.feature.frames_per_label, with_distance, device,
-                          {"threshold": plan.eval.threshold, "unify_deg": plan.eval.unify_deg})
+                          {"threshold": plan.eval.threshold, "unify_deg": plan.eval.unify_deg},
+                          model_name=plan.model.name)
     return Assembled(model, output, with_distance, predictor)
+
+
+def output_width(output: str, classes: int, with_distance: bool) -> int:
+    """Values per label frame that an output format carries for ``classes`` classes."""
+    from seldbench.training.losses import multi_accdoa_output_size, track_wise_output_size
+
+    size = multi_accdoa_output_size if output == "multi_accdoa" else track_wise_output_size
+    return size(classes, with_distance)
+
+
+def check_output(y, model_name: str, output: str, classes: int, with_distance: bool,
+                 frames: int | None = None) -> None:
+    """A model's SELD tensor ``(batch, label_frames, width)`` checked against its declared
+    format: a plugin's shape mistake is one error naming the model, not a failure deep in the
+    loss or the decoder."""
+    width = output_width(output, classes, with_distance)
+    shape = tuple(y.shape)
+    if len(shape) != 3 or shape[2] != width or (frames is not None and shape[1] != frames):
+        want = f"(batch, {frames if frames is not None else 'label_frames'}, {width})"
+        raise SeldbenchError(f"model '{model_name}': output of shape {shape}, expected {want} "
+                             f"for {output}{' with distance' if with_distance else ''} and "
+                             f"{classes} classes")
 
 
 def make_loss(plan: RunPlan, assembled: Assembled):
     """``loss(output, target) -> scalar``: the spec's loss factory given the ``model:``
-    section and the dataset, or the core loss of the model's output format."""
+    section and the dataset, or the core loss of the model's output format; a tensor output
+    is checked against the declared format first."""
+    import torch
+
     from seldbench.training.losses import core_loss
 
     if plan.model.loss is not None:
-        return plan.model.loss(plan.cfg["model"], plan.dataset)
-    return core_loss(assembled.output, assembled.with_distance)
+        loss = plan.model.loss(plan.cfg["model"], plan.dataset)
+    else:
+        loss = core_loss(assembled.output, assembled.with_distance)
+    args = (plan.model.name, assembled.output, len(plan.dataset.classes),
+            assembled.with_distance)
+
+    def checked(output, target):
+        if torch.is_tensor(output):
+            check_output(output, *args, frames=target.shape[1])
+        return loss(output, target)
+
+    return checked

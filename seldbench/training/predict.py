@@ -22,13 +22,14 @@ class Predictor:
 
     def __init__(self, output: str, num_classes: int, chunk_frames: int, frames_per_label: int,
                  with_distance: bool, device: torch.device, eval_cfg: Mapping,
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, model_name: str = "model") -> None:
         self.output, self.C = output, num_classes
         self.chunk, self.per = chunk_frames, frames_per_label
         self.with_distance, self.device = with_distance, device
         self.threshold = float(eval_cfg.get("threshold", 0.5))
         self.unify = float(eval_cfg.get("unify_deg", 15.0))
         self.batch_size = batch_size
+        self.model_name = model_name
 
     @torch.no_grad()
     def raw(self, model: torch.nn.Module, features: np.ndarray,
@@ -40,7 +41,13 @@ class Predictor:
         outs = []
         for i in range(0, len(chunks), self.batch_size):
             kw = {k: v[i:i + self.batch_size].to(self.device) for k, v in streams.items()}
-            outs.append(model(chunks[i:i + self.batch_size].to(self.device), **kw).float().cpu())
+            y = model(chunks[i:i + self.batch_size].to(self.device), **kw)
+            if not outs:  # a plugin's shape mistake: one error naming the model
+                from seldbench.training.plan import check_output
+
+                check_output(y, self.model_name, self.output, self.C, self.with_distance,
+                             frames=self.chunk)
+            outs.append(y.float().cpu())
         out = torch.cat(outs).reshape(-1, outs[0].shape[-1])
         return out[:frames].numpy()
 
