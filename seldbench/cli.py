@@ -233,13 +233,23 @@ def cache_cmd(model, dataset, config_file, overrides, workers) -> None:
 @main.command()
 @click.option("--checkpoint", "run_dir", required=True, type=click.Path(),
               help="Run folder <runs>/<dataset>/<model>/<run id> (best.pt, config.json...).")
-@click.option("--audio", required=True, type=click.Path(), help="4-channel 24-kHz WAV.")
+@click.option("--audio", required=True, type=click.Path(),
+              help="4-channel 24-kHz WAV, or a folder of them.")
 @click.option("--video", default=None, type=click.Path(),
-              help="360-degree MP4 (ignored by audio-only models).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="DCASE CSV to write: frame,class,track,x,y,z,distance_m.")
+              help="360-degree MP4, or a folder of <stem>.mp4 (ignored by audio-only models).")
+@click.option("--out", required=True, type=click.Path(),
+              help="DCASE CSV to write (frame,class,track,x,y,z,distance_m), or a folder for "
+                   "one <stem>.csv per WAV.")
 def predict(run_dir, audio, video, out) -> None:
-    """Predict the events of one recording with a trained run; write a DCASE CSV."""
+    """Predict the events of recordings with a trained run; write DCASE CSVs."""
+    from pathlib import Path
+
+    if Path(audio).is_dir():
+        from seldbench.training.inference import predict_folder
+
+        rows = predict_folder(run_dir, audio, out, video, log=_log)
+        click.echo(f"{out}: {len(rows)} files, {sum(rows.values())} rows")
+        return
     from seldbench.training.inference import predict_to_csv
 
     table = predict_to_csv(run_dir, audio, out, video)

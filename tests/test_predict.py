@@ -78,6 +78,24 @@ def test_cli_predict_writes_the_same_csv_and_ignores_video(trained_run, test_cli
     assert [p.name for p in out.parent.iterdir()] == ["pred.csv"]  # no temporary file left
 
 
+def test_cli_predict_a_folder_writes_one_csv_per_wav(trained_run, test_clips, tmp_path):
+    import shutil
+
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    for clip in test_clips[:2]:
+        shutil.copy(clip.audio["foa"], wavs / f"{clip.stem}.wav")
+    out = tmp_path / "preds"
+    r = _invoke("predict", "--checkpoint", trained_run, "--audio", wavs, "--out", out)
+    assert r.exit_code == 0, r.output
+    for clip in test_clips[:2]:
+        expected = trained_run / "predictions" / "dcase2023" / f"{clip.stem}.csv"
+        assert (out / f"{clip.stem}.csv").read_bytes() == expected.read_bytes()
+    (tmp_path / "empty").mkdir()
+    r = _invoke("predict", "--checkpoint", trained_run, "--audio", tmp_path / "empty", "--out", out)
+    assert r.exit_code == 2 and "no .wav files to predict" in r.output
+
+
 def test_side_input_models_get_test_time_streams_from_the_video(trained_run, test_clips):
     import numpy as np
     import torch

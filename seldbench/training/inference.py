@@ -195,5 +195,37 @@ def predict_to_csv(run_dir: str | os.PathLike, wav_path: str | os.PathLike,
     return table
 
 
+def predict_folder(run_dir: str | os.PathLike, audio_dir: str | os.PathLike,
+                   out_dir: str | os.PathLike, video_dir: str | os.PathLike | None = None,
+                   device: str = "auto", log=print) -> dict[str, int]:
+    """``seldbench predict --audio DIR --out DIR``: every ``*.wav`` of ``audio_dir`` (sorted)
+    predicted into ``out_dir/<stem>.csv``; its video, where a model reads one, is
+    ``video_dir/<stem>.mp4`` when that exists (a clip without one runs with the image branch
+    off, and says so). The run is loaded once. Returns ``{stem: rows}``."""
+    from seldbench.data.audio import audio_info
+    from seldbench.metrics.csvio import write_dcase_csv
+
+    read_run_info(run_dir)
+    wavs = sorted(p for p in Path(audio_dir).glob("*") if p.suffix.lower() == ".wav")
+    if not wavs:
+        raise SeldbenchError(f"{audio_dir}: no .wav files to predict")
+    if video_dir is not None and not Path(video_dir).is_dir():
+        raise SeldbenchError(f"{video_dir}: no such video folder")
+    for wav in wavs:  # every WAV checked before the model is loaded
+        audio_info(wav)
+    run = load_run(run_dir, device)
+    rows = {}
+    for wav in wavs:
+        video = Path(video_dir) / f"{wav.stem}.mp4" if video_dir is not None else None
+        if video is not None and not video.is_file():
+            if run.model_spec.needs_video:
+                log(f"{wav}: no {video.name} in {video_dir}; predicted without video")
+            video = None
+        table = as_layout(predict_file(run, wav, video), PREDICT_LAYOUT)
+        write_dcase_csv(Path(out_dir) / f"{wav.stem}.csv", table)
+        rows[wav.stem] = len(table)
+    return rows
+
+
 __all__ = ["LoadedRun", "PREDICT_LAYOUT", "as_layout", "load_run", "predict_file",
-           "predict_to_csv", "read_run_info"]
+           "predict_folder", "predict_to_csv", "read_run_info"]
