@@ -222,6 +222,48 @@ def test_same_seed_same_bytes_any_workers(default_set, tmp_path):
         assert (default_set / rel).read_bytes() == (again / rel).read_bytes(), rel
 
 
+def test_video_bytes_same_for_any_workers_and_runs(tmp_path):
+    # x264's macroblock tree used to make a process's later clips depend on its earlier
+    # allocations: about half the runs wrote a differing MP4, so several runs are compared.
+    def mp4s(out):
+        return {p.name: p.read_bytes() for p in sorted(out.glob("video_dev/*/*.mp4"))}
+
+    runs = []
+    for i in range(6):
+        generate(tmp_path / f"run{i}", clips=4, duration_s=2.0, seed=21, workers=1 + i % 2)
+        runs.append(mp4s(tmp_path / f"run{i}"))
+    assert len(runs[0]) == 4
+    for i, run in enumerate(runs[1:], start=1):
+        assert run == runs[0], f"run {i} ({1 + i % 2} workers) wrote other MP4 bytes"
+
+
+def test_video_encoding_is_exact(tmp_path):
+    import av
+
+    from seldbench.data.synth.video import X264_PARAMS, rgb_to_yuv420p, write_video
+
+    img = np.random.default_rng(0).integers(0, 256, (180, 360, 3), dtype=np.uint8)
+    yuv = rgb_to_yuv420p(img)
+    assert yuv.shape == (270, 360) and yuv.dtype == np.uint8
+    flat = np.repeat(np.repeat(img[::2, ::2], 2, 0), 2, 1)  # constant 2x2 blocks: no chroma loss
+    back = av.VideoFrame.from_ndarray(rgb_to_yuv420p(flat), format="yuv420p").to_ndarray(format="rgb24")
+    assert np.abs(back.astype(int) - flat).max() <= 5  # the decoder rounds too
+    assert "mbtree=0" in X264_PARAMS and "threads=1" in X264_PARAMS
+    # x264's output must not follow its SIMD level: encode at AVX2 and at the CPU's best
+    frames = [np.roll(img, 3 * k, axis=1) for k in range(12)]
+    cfg = SynthConfig()
+    write_video(tmp_path / "a.mp4", frames, cfg)
+    import seldbench.data.synth.video as video
+
+    old = video.X264_PARAMS
+    try:
+        video.X264_PARAMS = old + ":asm=AVX2"
+        write_video(tmp_path / "b.mp4", frames, cfg)
+    finally:
+        video.X264_PARAMS = old
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+
 def test_other_seed_differs(default_set, tmp_path):
     other = tmp_path / "other"
     generate(other, clips=1, duration_s=4.0, seed=12, video=False, workers=1)
