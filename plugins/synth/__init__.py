@@ -58,12 +58,17 @@ def list_clips(root: str | os.PathLike, split: str, *, name: str = "synth") -> l
 
 
 def prepare(root: str | os.PathLike, *, name: str = "synth", workers: int | None = None) -> None:
-    """Generate the set into ``root`` unless it is already complete (resumes a partial one)."""
-    from seldbench.data.synth.generate import generate, is_complete
+    """Generate the set into ``root`` unless it is already complete (resumes a partial one;
+    a set from another generator version is deleted and made again)."""
+    from seldbench.data.synth.generate import generate, is_complete, remove_stale
 
     params = SIZES[name]
     if is_complete(root, **params):
         return
+    stale = remove_stale(root)
+    if stale:
+        log.warning("%s: the '%s' set there was made by generator %s; regenerating it with %s",
+                    root, name, stale, GENERATOR_VERSION)
     workers = workers or max(1, min(8, os.cpu_count() or 1))
     log.info("generating the '%s' dataset in %s (%d clips, %d workers)", name, root,
              params["clips"], workers)

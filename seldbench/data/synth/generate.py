@@ -21,6 +21,7 @@ import concurrent.futures as cf
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -179,6 +180,24 @@ def is_complete(out_dir: str | os.PathLike, clips: int, duration_s: float, seed:
     m = read_manifest(out_dir)
     want = _params(clips, float(duration_s), seed, video, test_fraction, config or SynthConfig())
     return bool(m and m.get("complete") and all(m.get(k) == v for k, v in want.items()))
+
+
+def remove_stale(out_dir: str | os.PathLike) -> str | None:
+    """If ``out_dir`` holds a set made by another generator version, delete what the generator
+    wrote there (the four ``*_dev`` trees and the manifest) and return that version; otherwise,
+    or when the folder holds anything else, return None. Keeps a cached set from mixing clips
+    of two versions."""
+    out_dir = Path(out_dir).expanduser()
+    m = read_manifest(out_dir)
+    if not m or m.get("generator") != GENERATOR or m.get("generator_version") == GENERATOR_VERSION:
+        return None
+    ours = {"foa_dev", "mic_dev", "metadata_dev", "video_dev", MANIFEST}
+    if any(p.name not in ours for p in out_dir.iterdir()):
+        return None  # not only ours: generate() refuses it with a clear error
+    for top in ours - {MANIFEST}:
+        shutil.rmtree(out_dir / top, ignore_errors=True)
+    (out_dir / MANIFEST).unlink()
+    return str(m.get("generator_version"))
 
 
 def generate(out_dir: str | os.PathLike, clips: int = 20, duration_s: float = 60.0, seed: int = 0,

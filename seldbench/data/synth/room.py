@@ -22,7 +22,7 @@ import numpy as np
 from scipy import fft as sp_fft
 from scipy import signal as sps
 
-from seldbench.data.synth import spatial
+from seldbench.data.synth import exact, spatial
 
 CHANNELS = 8  # FOA W, Y, Z, X + MIC 1-4
 
@@ -247,26 +247,28 @@ def render_background(n: int, fs: int, rng: np.random.Generator, *, directions: 
     """
     f = np.fft.rfftfreq(n, 1 / fs)
     top = int(np.searchsorted(f, min(2.5 * highcut_hz, fs / 2)))  # above: silent (-14 dB and falling)
-    fb = f[:top].astype(np.float32)
-    shape = (np.maximum(fb, 30.0) / 100.0) ** (-tilt / 2) / np.sqrt(1 + (fb / highcut_hz) ** 4)
+    fb = f[:top]
+    # float64 / complex128 throughout: complex64 sums took their last bits from numpy's SIMD
+    # dispatch, so the same seed gave other PCM samples on AVX-512 than on AVX2 CPUs
+    shape = exact.power(np.maximum(fb, 30.0) / 100.0, -tilt / 2) / np.sqrt(1 + exact.power(fb / highcut_hz, 4.0))
     shape[fb < 20] = 0
     dirs = spatial.fibonacci_sphere(pool, spatial.random_rotation(rng))
-    foa = spatial.foa_gains_from_vector(dirs).astype(np.complex64)  # (P, 4)
+    foa = spatial.foa_gains_from_vector(dirs).astype(complex)  # (P, 4)
     mic_delay, mic_gain = spatial.mic_response_from_vector(dirs)  # (P, 4)
-    spec = np.zeros((8, len(f)), dtype=np.complex64)
+    spec = np.zeros((8, len(f)), dtype=complex)
     # exp(-j w tau) in a band starting at bin k0 = exp(-j k0 dw tau) * exp(-j k dw tau): the
     # second factor is one table for all bands
     chunk = 8192
     dw = 2 * np.pi * fs / n
     tau = mic_delay.T  # (4, P)
-    local = np.exp(-1j * dw * tau[:, :, None] * np.arange(chunk)[None, None, :]).astype(np.complex64)
+    local = exact.expj(-dw * tau[:, :, None] * np.arange(chunk)[None, None, :])
     for k0 in range(0, top, chunk):
         k1 = min(k0 + chunk, top)
         sel = np.sort(rng.choice(pool, directions, replace=False))
-        noise = rng.standard_normal((directions, 2 * (k1 - k0)), dtype=np.float32).view(np.complex64)
+        noise = rng.standard_normal((directions, 2 * (k1 - k0))).view(complex)
         noise *= shape[None, k0:k1]
         spec[:4, k0:k1] = np.einsum("dc,dk->ck", foa[sel], noise)  # no BLAS: same bits anywhere
-        lead = (mic_gain.T[:, sel] * np.exp(-1j * dw * tau[:, sel] * k0)).astype(np.complex64)
+        lead = mic_gain.T[:, sel] * exact.expj(-dw * tau[:, sel] * k0)
         for c in range(4):
             spec[4 + c, k0:k1] = np.einsum("dk,dk->k", local[c, sel, :k1 - k0] * lead[c][:, None], noise)
     out = np.fft.irfft(spec, n=n, axis=-1)
