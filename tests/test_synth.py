@@ -288,6 +288,69 @@ def test_video_encoding_is_exact(tmp_path):
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
 
 
+_GENERATE = """
+import fcntl, os, sys
+from seldbench.data.synth.generate import generate
+if __name__ == "__main__":
+    lock = os.open(sys.argv[2], os.O_CREAT | os.O_RDWR)  # as claim_run_dir locks a run folder
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    generate(sys.argv[1], clips=8, duration_s=30.0, seed=1, video=False, workers=2)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_die_with_a_killed_generator(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "gen.py"
+    script.write_text(_GENERATE)
+    lock = tmp_path / ".lock"
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path / "set"), str(lock)])
+    workers = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(_children(parent.pid)) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)  # let them start their first clips
+        workers = _children(parent.pid)  # the workers (and spawn's resource tracker)
+        assert len(workers) >= 2, "the generator started no workers"
+        for w in workers:  # no worker holds the parent's lock
+            assert all(os.path.realpath(fd) != str(lock) for fd in Path(f"/proc/{w}/fd").iterdir())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        parent.kill()
+        left = [w for w in workers if _alive(w)]
+        for w in left:
+            os.kill(w, signal.SIGKILL)
+    assert not left, f"{len(left)} worker(s) outlived their killed parent"
+
+
 def test_other_seed_differs(default_set, tmp_path):
     other = tmp_path / "other"
     generate(other, clips=1, duration_s=4.0, seed=12, video=False, workers=1)

@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 from collections import Counter
@@ -251,12 +252,7 @@ def generate(out_dir: str | os.PathLike, clips: int = 20, duration_s: float = 60
             done += 1
             say(f"synth: {done}/{len(todo)} {info['stem']} ({info['seconds']} s)")
     else:
-        # fork on Linux (works from any script; the workers use numpy/scipy/PyAV only, with
-        # single-threaded codecs); elsewhere spawn (the caller needs a __main__ guard).
-        method = "fork" if sys.platform.startswith("linux") else "spawn"
-        ctx = multiprocessing.get_context(method)
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                    initializer=_worker_init) as pool:
+        with _worker_pool(workers) as pool:
             for info in pool.map(_write_clip_star, args):
                 done += 1
                 say(f"synth: {done}/{len(todo)} {info['stem']} ({info['seconds']} s)")
@@ -266,9 +262,28 @@ def generate(out_dir: str | os.PathLike, clips: int = 20, duration_s: float = 60
     return manifest
 
 
-def _worker_init() -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+def _worker_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A pool of ``workers`` processes that die with this one.
+
+    Started by ``spawn``, not ``fork``: a forked worker holds copies of every file descriptor
+    of its parent, the run folder's ``flock`` among them (close-on-exec does not help, there is
+    no exec), so workers orphaned by a ``kill -9`` kept the run locked. A spawned worker is a
+    fresh interpreter that inherits no descriptors (the price: each imports numpy/scipy/PyAV
+    again, about a second, and a script calling :func:`generate` with workers needs an
+    ``if __name__ == "__main__"`` guard). The initializer makes each worker die with its parent.
+    """
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_worker_init, initargs=(os.getpid(),))
+
+
+def _worker_init(parent_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _write_clip_star(args: tuple) -> dict:
