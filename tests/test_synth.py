@@ -229,6 +229,7 @@ def test_cli_data_synth(tmp_path):
     res = CliRunner().invoke(main, ["data", "synth", str(out), "--clips", "2", "--duration", "1",
                                     "--seed", "4", "--no-video", "--workers", "1"])
     assert res.exit_code == 0, res.output
+    assert "synth: 2/2 clips (100%)" in res.output  # progress, plain lines off a terminal
     assert len(list(out.glob("foa_dev/*/*.wav"))) == 2 and not list(out.glob("video_dev/*/*"))
     res = CliRunner().invoke(main, ["data", "synth", str(out), "--clips", "3", "--duration", "1", "--seed", "4"])
     assert res.exit_code != 0 and "other parameters (clips, video)" in res.output

@@ -40,6 +40,7 @@ from seldbench.data.synth.scene import FRAME_S, Scene, sample_scene
 from seldbench.data.synth import GENERATOR_VERSION
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_open, atomic_write_json
+from seldbench.progress import Progress
 
 GENERATOR = "seldbench.data.synth"
 MANIFEST = "dataset.json"
@@ -203,12 +204,15 @@ def remove_stale(out_dir: str | os.PathLike) -> str | None:
 
 def generate(out_dir: str | os.PathLike, clips: int = 20, duration_s: float = 60.0, seed: int = 0,
              video: bool = True, workers: int = 2, config: SynthConfig | None = None,
-             test_fraction: float = TEST_FRACTION, log: Callable[[str], None] | None = None) -> dict:
+             test_fraction: float = TEST_FRACTION, log: Callable[[str], None] | None = None,
+             progress: bool = True) -> dict:
     """Generate (or finish) a synthetic STARSS23-like set in ``out_dir``; returns the manifest.
 
     ``clips`` one-``duration_s`` clips (train = fold 3, test = fold 4, about ``test_fraction``),
     ``workers`` processes. ``out_dir`` must be empty, absent, or a set made with the same
-    parameters (then existing clips are kept and missing ones made).
+    parameters (then existing clips are kept and missing ones made). ``log`` gets a line at
+    the start and at the end; ``progress`` shows clips done, elapsed time and ETA on stderr
+    (:class:`seldbench.progress.Progress`).
     """
     cfg = config or SynthConfig()
     out_dir = Path(out_dir).expanduser()
@@ -245,17 +249,21 @@ def generate(out_dir: str | os.PathLike, clips: int = 20, duration_s: float = 60
         f"with {max(1, workers)} worker(s)")
     t0 = time.perf_counter()
     args = [(str(out_dir), p, seed, duration_s, cfg, video) for p in todo]
-    done = 0
-    if workers <= 1 or len(todo) <= 1:
-        for a in args:
-            info = write_clip(*a)
-            done += 1
-            say(f"synth: {done}/{len(todo)} {info['stem']} ({info['seconds']} s)")
-    else:
-        with _worker_pool(workers) as pool:
-            for info in pool.map(_write_clip_star, args):
-                done += 1
-                say(f"synth: {done}/{len(todo)} {info['stem']} ({info['seconds']} s)")
+    with Progress(len(todo), "synth", unit="clips", enabled=progress) as bar:
+        if workers <= 1 or len(todo) <= 1:
+            for a in args:
+                write_clip(*a)
+                bar.update()
+        else:
+            with _worker_pool(workers) as pool:
+                futures = [pool.submit(write_clip, *a) for a in args]
+                try:
+                    for fut in cf.as_completed(futures):
+                        fut.result()
+                        bar.update()
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)
+                    raise
     manifest["complete"] = True
     atomic_write_json(out_dir / MANIFEST, manifest)
     say(f"synth: done in {time.perf_counter() - t0:.1f} s: {out_dir}")
@@ -284,7 +292,3 @@ def _worker_init(parent_pid: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
-
-
-def _write_clip_star(args: tuple) -> dict:
-    return write_clip(*args)
