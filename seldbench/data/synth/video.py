@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seldbench.data.synth import exact
 from seldbench.data.synth.config import SynthConfig
 from seldbench.data.synth.scene import FRAME_S, Scene, Trajectory
 from seldbench.data.synth.sources import ENVELOPE_RATE_HZ, synthesize
@@ -111,7 +112,7 @@ def _texture(texture: str, rows: np.ndarray, cols: np.ndarray, period: int) -> n
 
 def object_radius_px(distance_m, height: int) -> np.ndarray:
     """Angular radius in pixels of an :data:`OBJECT_RADIUS_M` object at ``distance_m``."""
-    return np.rad2deg(np.arctan2(OBJECT_RADIUS_M, np.asarray(distance_m))) * height / 180.0
+    return np.rad2deg(exact.arctan2(OBJECT_RADIUS_M, np.asarray(distance_m))) * height / 180.0
 
 
 def draw_object(img: np.ndarray, style: Style, azimuth_deg: float, elevation_deg: float,
