@@ -12,7 +12,8 @@ rooms are disjoint. Clips go round-robin over the rooms.
 
 Determinism: a room's acoustics come from ``(seed, room)`` and a clip from
 ``(seed, fold, room, mix)``, so a clip's files are the same whatever the number of clips,
-workers or the order they run in. Every file is written atomically, and a clip whose files all
+workers or the order they run in, and on any CPU (:mod:`.exact`; the MP4 encoder settings in
+:mod:`.video`). Every file is written atomically, and a clip whose files all
 exist is skipped, so an interrupted run resumes where it stopped.
 """
 from __future__ import annotations
