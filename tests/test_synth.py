@@ -593,7 +593,8 @@ def test_exact_functions_match_numpy():
     np.testing.assert_allclose(exact.fftconvolve(y[:300], z[:77]), np.convolve(y[:300], z[:77]), atol=1e-12)
     assert exact.exp([-800.0, 800.0]).tolist() == [0.0, np.inf]
     assert exact.log([0.0])[0] == -np.inf and exact.power([0.0, 0.0], [0.3, 0.0]).tolist() == [0.0, 1.0]
-    assert exact.arctan2([0.0, 1.0, -1.0, 0.0], [1.0, 0.0, 0.0, -1.0]).tolist() == [0.0, np.pi / 2, -np.pi / 2, np.pi]
+    assert exact.arctan2([0.0, 1.0, -1.0, 0.0], [1.0, 0.0, 0.0, -1.0]).tolist() == [
+        0.0, np.pi / 2, -np.pi / 2, np.pi]
 
 
 _RENDER = """

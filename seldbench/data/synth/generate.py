@@ -211,10 +211,10 @@ def generate(out_dir: str | os.PathLike, clips: int = 20, duration_s: float = 60
 
     ``clips`` one-``duration_s`` clips (train = fold 3, test = fold 4, about ``test_fraction``),
     ``workers`` processes (spawned: a script that calls this with ``workers > 1`` needs an
-    ``if __name__ == "__main__":`` guard). ``out_dir`` must be empty, absent, or a set made with the same
-    parameters (then existing clips are kept and missing ones made). ``log`` gets a line at
-    the start and at the end; ``progress`` shows clips done, elapsed time and ETA on stderr
-    (:class:`seldbench.progress.Progress`).
+    ``if __name__ == "__main__":`` guard). ``out_dir`` must be empty, absent, or a set made
+    with the same parameters (then existing clips are kept and missing ones made). ``log``
+    gets a line at the start and at the end; ``progress`` shows clips done, elapsed time and
+    ETA on stderr (:class:`seldbench.progress.Progress`).
     """
     cfg = config or SynthConfig()
     out_dir = Path(out_dir).expanduser()

@@ -251,7 +251,8 @@ def render_background(n: int, fs: int, rng: np.random.Generator, *, directions: 
     fb = f[:top]
     # float64 / complex128 throughout: complex64 sums took their last bits from numpy's SIMD
     # dispatch, so the same seed gave other PCM samples on AVX-512 than on AVX2 CPUs
-    shape = exact.power(np.maximum(fb, 30.0) / 100.0, -tilt / 2) / np.sqrt(1 + exact.power(fb / highcut_hz, 4.0))
+    shape = (exact.power(np.maximum(fb, 30.0) / 100.0, -tilt / 2)
+             / np.sqrt(1 + exact.power(fb / highcut_hz, 4.0)))
     shape[fb < 20] = 0
     dirs = spatial.fibonacci_sphere(pool, spatial.random_rotation(rng))
     foa = spatial.foa_gains_from_vector(dirs).astype(complex)  # (P, 4)
