@@ -31,8 +31,8 @@ Keyed cache and files
 Metric suites
     ``SegmentScorer`` (1-s segment suites), ``FrameScorer`` (100-ms frame suites).
 Synthetic data
-    ``generate_synth``, ``synth_manifest``, ``synth_is_complete``,
-    ``SYNTH_GENERATOR_VERSION``.
+    ``generate_synth``, ``synth_manifest``, ``synth_is_complete``, ``synth_remove_stale``
+    (a cached set of another generator version), ``SYNTH_GENERATOR_VERSION``.
 """
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "generate_synth": ("seldbench.data.synth.generate", "generate"),
     "synth_manifest": ("seldbench.data.synth.generate", "read_manifest"),
     "synth_is_complete": ("seldbench.data.synth.generate", "is_complete"),
+    "synth_remove_stale": ("seldbench.data.synth.generate", "remove_stale"),
     "SYNTH_GENERATOR_VERSION": ("seldbench.data.synth", "GENERATOR_VERSION"),
 }
 
@@ -97,6 +98,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
     from seldbench.data.synth import GENERATOR_VERSION as SYNTH_GENERATOR_VERSION  # noqa
     from seldbench.data.synth.generate import generate as generate_synth  # noqa
     from seldbench.data.synth.generate import is_complete as synth_is_complete  # noqa
+    from seldbench.data.synth.generate import remove_stale as synth_remove_stale  # noqa
     from seldbench.data.synth.generate import read_manifest as synth_manifest  # noqa
     from seldbench.data.video import (direction_cell, grid_directions,  # noqa
                                       load_video_frames)

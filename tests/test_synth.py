@@ -200,11 +200,36 @@ def test_generate_refuses_foreign_folder_and_bad_duration(tmp_path):
         generate(tmp_path / "new", clips=1, duration_s=1.05, video=False)
 
 
+def test_prepare_regenerates_a_set_of_another_generator_version(tmp_path, monkeypatch):
+    import seldbench_plugins.synth as plugin
+    from seldbench.data.synth import GENERATOR_VERSION
+
+    tiny = {"clips": 1, "duration_s": 1.0, "seed": 2, "video": False}
+    monkeypatch.setitem(plugin.SIZES, "synth-mini", tiny)
+    root = tmp_path / "mini"
+    generate(root, workers=1, **tiny)
+    manifest = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**manifest, "generator_version": "1.0"}))
+    wav = next(root.glob("foa_dev/*/*.wav"))
+    wav.write_bytes(b"old")
+    with pytest.raises(SeldbenchError, match=r"other parameters \(generator_version\)"):
+        generate(root, workers=1, **tiny)  # an explicit folder is never deleted
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(SeldbenchError, match=r"other parameters \(generator_version\)"):
+        plugin.prepare(root, name="synth-mini", workers=1)  # nor one holding other files
+    assert wav.read_bytes() == b"old"
+    (root / "notes.txt").unlink()
+    plugin.prepare(root, name="synth-mini", workers=1)
+    assert json.loads((root / "dataset.json").read_text())["generator_version"] == GENERATOR_VERSION
+    assert sf.info(wav).frames == 24000
+
+
 def test_cli_data_synth(tmp_path):
     out = tmp_path / "cli"
     res = CliRunner().invoke(main, ["data", "synth", str(out), "--clips", "2", "--duration", "1",
                                     "--seed", "4", "--no-video", "--workers", "1"])
     assert res.exit_code == 0, res.output
+    assert "synth: 2/2 clips (100%)" in res.output  # progress, plain lines off a terminal
     assert len(list(out.glob("foa_dev/*/*.wav"))) == 2 and not list(out.glob("video_dev/*/*"))
     res = CliRunner().invoke(main, ["data", "synth", str(out), "--clips", "3", "--duration", "1", "--seed", "4"])
     assert res.exit_code != 0 and "other parameters (clips, video)" in res.output
@@ -220,6 +245,111 @@ def test_same_seed_same_bytes_any_workers(default_set, tmp_path):
     assert len(files) == 12
     for rel in files:
         assert (default_set / rel).read_bytes() == (again / rel).read_bytes(), rel
+
+
+def test_video_bytes_same_for_any_workers_and_runs(tmp_path):
+    # x264's macroblock tree used to make a process's later clips depend on its earlier
+    # allocations: about half the runs wrote a differing MP4, so several runs are compared.
+    def mp4s(out):
+        return {p.name: p.read_bytes() for p in sorted(out.glob("video_dev/*/*.mp4"))}
+
+    runs = []
+    for i in range(6):
+        generate(tmp_path / f"run{i}", clips=4, duration_s=2.0, seed=21, workers=1 + i % 2)
+        runs.append(mp4s(tmp_path / f"run{i}"))
+    assert len(runs[0]) == 4
+    for i, run in enumerate(runs[1:], start=1):
+        assert run == runs[0], f"run {i} ({1 + i % 2} workers) wrote other MP4 bytes"
+
+
+def test_video_encoding_is_exact(tmp_path):
+    import av
+
+    from seldbench.data.synth.video import X264_PARAMS, rgb_to_yuv420p, write_video
+
+    img = np.random.default_rng(0).integers(0, 256, (180, 360, 3), dtype=np.uint8)
+    yuv = rgb_to_yuv420p(img)
+    assert yuv.shape == (270, 360) and yuv.dtype == np.uint8
+    flat = np.repeat(np.repeat(img[::2, ::2], 2, 0), 2, 1)  # constant 2x2 blocks: no chroma loss
+    back = av.VideoFrame.from_ndarray(rgb_to_yuv420p(flat), format="yuv420p").to_ndarray(format="rgb24")
+    assert np.abs(back.astype(int) - flat).max() <= 5  # the decoder rounds too
+    assert "mbtree=0" in X264_PARAMS and "threads=1" in X264_PARAMS
+    # x264's output must not follow its SIMD level: encode at AVX2 and at the CPU's best
+    frames = [np.roll(img, 3 * k, axis=1) for k in range(12)]
+    cfg = SynthConfig()
+    write_video(tmp_path / "a.mp4", frames, cfg)
+    import seldbench.data.synth.video as video
+
+    old = video.X264_PARAMS
+    try:
+        video.X264_PARAMS = old + ":asm=AVX2"
+        write_video(tmp_path / "b.mp4", frames, cfg)
+    finally:
+        video.X264_PARAMS = old
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+
+_GENERATE = """
+import fcntl, os, sys
+from seldbench.data.synth.generate import generate
+if __name__ == "__main__":
+    lock = os.open(sys.argv[2], os.O_CREAT | os.O_RDWR)  # as claim_run_dir locks a run folder
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    generate(sys.argv[1], clips=8, duration_s=30.0, seed=1, video=False, workers=2)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_die_with_a_killed_generator(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "gen.py"
+    script.write_text(_GENERATE)
+    lock = tmp_path / ".lock"
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path / "set"), str(lock)])
+    workers = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(_children(parent.pid)) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)  # let them start their first clips
+        workers = _children(parent.pid)  # the workers (and spawn's resource tracker)
+        assert len(workers) >= 2, "the generator started no workers"
+        for w in workers:  # no worker holds the parent's lock
+            assert all(os.path.realpath(fd) != str(lock) for fd in Path(f"/proc/{w}/fd").iterdir())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        parent.kill()
+        left = [w for w in workers if _alive(w)]
+        for w in left:
+            os.kill(w, signal.SIGKILL)
+    assert not left, f"{len(left)} worker(s) outlived their killed parent"
 
 
 def test_other_seed_differs(default_set, tmp_path):
@@ -444,32 +574,65 @@ def test_sources(cls):
     assert a.envelope[:3].max() > 0.01  # sounds from the labelled onset
 
 
+def test_exact_functions_match_numpy():
+    from seldbench.data.synth import exact
+
+    rng = np.random.default_rng(0)
+    x, p = rng.uniform(-40, 40, 20000), rng.uniform(1e-6, 1e4, 20000)
+    y, z = rng.normal(size=20000), rng.normal(size=20000)
+    np.testing.assert_allclose(exact.exp(x), np.exp(x), rtol=4e-16)
+    np.testing.assert_allclose(exact.log(p), np.log(p), rtol=1e-15)
+    np.testing.assert_allclose(exact.power(p, 0.7), p ** 0.7, rtol=4e-15)
+    np.testing.assert_allclose(exact.tanh(y), np.tanh(y), atol=1e-15)
+    np.testing.assert_allclose(exact.arctan2(y, z), np.arctan2(y, z), atol=1e-15)
+    np.testing.assert_allclose(exact.arccos(np.tanh(y)), np.arccos(np.tanh(y)), atol=1e-14)
+    a, b = y[:100] + 1j * z[:100], z[100:200] + 1j * y[:100]
+    np.testing.assert_allclose(exact.cmul(a, b), a * b, atol=1e-15)
+    np.testing.assert_allclose(exact.convolve(y[:500], np.ones(48) / 48, mode="same"),
+                               np.convolve(y[:500], np.ones(48) / 48, mode="same"), atol=1e-15)
+    np.testing.assert_allclose(exact.fftconvolve(y[:300], z[:77]), np.convolve(y[:300], z[:77]), atol=1e-12)
+    assert exact.exp([-800.0, 800.0]).tolist() == [0.0, np.inf]
+    assert exact.log([0.0])[0] == -np.inf and exact.power([0.0, 0.0], [0.3, 0.0]).tolist() == [0.0, 1.0]
+    assert exact.arctan2([0.0, 1.0, -1.0, 0.0], [1.0, 0.0, 0.0, -1.0]).tolist() == [
+        0.0, np.pi / 2, -np.pi / 2, np.pi]
+
+
 _RENDER = """
 import hashlib
 from seldbench.data.synth.config import SynthConfig
 from seldbench.data.synth.generate import plan_clips, render_clip
-from seldbench.data.synth.mixer import to_pcm16
-_, audio, _ = render_clip(plan_clips(4)[0], 0, 20.0, SynthConfig())
-print(hashlib.sha1(to_pcm16(audio)[0].tobytes()).hexdigest())
+scene, audio, _ = render_clip(plan_clips(4)[0], 0, 20.0, SynthConfig(moving_prob=0.5))
+print(hashlib.sha1(audio.tobytes() + scene.labels().tobytes()).hexdigest())
 """
 
 
-@pytest.mark.xfail(strict=True, reason="known (generator 1.0): the diffuse background is rendered "
-                   "in complex64, whose last bits follow numpy's SIMD dispatch; ~13 of 3.84 M "
-                   "PCM samples of a 20-s clip differ by 1 LSB between AVX2 and baseline x86 "
-                   "(rendered in float64: none). A fix changes the data: a generator version bump")
+def _simd_levels() -> dict[str, str]:
+    """``NPY_DISABLE_CPU_FEATURES`` values that make numpy run at each dispatch level this CPU
+    has below its best (disabling every target from a level up), keyed by the level left on."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    targets = [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]
+    below = ["baseline"] + targets[:-1]
+    return {below[i]: " ".join(__cpu_dispatch__[__cpu_dispatch__.index(t):])
+            for i, t in enumerate(targets)}
+
+
 def test_synth_audio_does_not_depend_on_the_cpus_simd_level():
+    # generator 1.0 rendered the diffuse background in complex64 (13 PCM samples of this clip
+    # 1 LSB apart between AVX2 and baseline x86) and its float64 samples differed in their
+    # last bits at every level (numpy's exp/log/power, complex products, BLAS); now the float64
+    # audio itself must be the same bits. OpenBLAS is also sent to an older kernel set.
     import subprocess
     import sys
 
-    from numpy._core._multiarray_umath import __cpu_features__
-
-    if not __cpu_features__.get("X86_V3"):
-        pytest.skip("this CPU has no SIMD level above the x86 baseline to compare with")
-    digests = []
-    for disable in ("", "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"):
-        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": disable}
-        out = subprocess.run([sys.executable, "-c", _RENDER], env=env, capture_output=True,
-                             text=True, check=True)
-        digests.append(out.stdout.strip())
-    assert digests[0] == digests[1]
+    levels = _simd_levels()
+    if not levels:
+        pytest.skip("numpy has no SIMD level above its baseline on this CPU")
+    envs = {"default": {}} | {name: {"NPY_DISABLE_CPU_FEATURES": off, "OPENBLAS_CORETYPE": "Sandybridge"}
+                              for name, off in levels.items()}
+    procs = {name: subprocess.Popen([sys.executable, "-c", _RENDER], stdout=subprocess.PIPE,
+                                    text=True, env={**os.environ, **env})
+             for name, env in envs.items()}
+    digests = {name: p.communicate(timeout=120)[0].strip() for name, p in procs.items()}
+    assert all(p.returncode == 0 for p in procs.values()), digests
+    assert len(set(digests.values())) == 1, digests

@@ -57,13 +57,19 @@ def list_clips(root: str | os.PathLike, split: str, *, name: str = "synth") -> l
 
 
 def prepare(root: str | os.PathLike, *, name: str = "synth", workers: int | None = None) -> None:
-    """Generate the set into ``root`` unless it is already complete (resumes a partial one)."""
+    """Generate the set into ``root`` unless it is already complete (resumes a partial one;
+    a set from another generator version is deleted and made again)."""
     from seldbench.api import generate_synth as generate
     from seldbench.api import synth_is_complete as is_complete
+    from seldbench.api import synth_remove_stale as remove_stale
 
     params = SIZES[name]
     if is_complete(root, **params):
         return
+    stale = remove_stale(root)
+    if stale:
+        log.warning("%s: the '%s' set there was made by generator %s; regenerating it with %s",
+                    root, name, stale, GENERATOR_VERSION)
     workers = workers or max(1, min(8, os.cpu_count() or 1))
     log.info("generating the '%s' dataset in %s (%d clips, %d workers)", name, root,
              params["clips"], workers)

@@ -12,7 +12,8 @@ rooms are disjoint. Clips go round-robin over the rooms.
 
 Determinism: a room's acoustics come from ``(seed, room)`` and a clip from
 ``(seed, fold, room, mix)``, so a clip's files are the same whatever the number of clips,
-workers or the order they run in. Every file is written atomically, and a clip whose files all
+workers or the order they run in, and on any CPU (:mod:`.exact`; the MP4 encoder settings in
+:mod:`.video`). Every file is written atomically, and a clip whose files all
 exist is skipped, so an interrupted run resumes where it stopped.
 """
 from __future__ import annotations
@@ -21,6 +22,8 @@ import concurrent.futures as cf
 import json
 import multiprocessing
 import os
+import shutil
+import signal
 import sys
 import time
 from collections import Counter
@@ -38,6 +41,7 @@ from seldbench.data.synth.scene import FRAME_S, Scene, sample_scene
 from seldbench.data.synth import GENERATOR_VERSION
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_open, atomic_write_json
+from seldbench.progress import Progress
 
 GENERATOR = "seldbench.data.synth"
 MANIFEST = "dataset.json"
@@ -181,14 +185,36 @@ def is_complete(out_dir: str | os.PathLike, clips: int, duration_s: float, seed:
     return bool(m and m.get("complete") and all(m.get(k) == v for k, v in want.items()))
 
 
+def remove_stale(out_dir: str | os.PathLike) -> str | None:
+    """If ``out_dir`` holds a set made by another generator version, delete what the generator
+    wrote there (the four ``*_dev`` trees and the manifest) and return that version; otherwise,
+    or when the folder holds anything else, return None. Keeps a cached set from mixing clips
+    of two versions."""
+    out_dir = Path(out_dir).expanduser()
+    m = read_manifest(out_dir)
+    if not m or m.get("generator") != GENERATOR or m.get("generator_version") == GENERATOR_VERSION:
+        return None
+    ours = {"foa_dev", "mic_dev", "metadata_dev", "video_dev", MANIFEST}
+    if any(p.name not in ours for p in out_dir.iterdir()):
+        return None  # not only ours: generate() refuses it with a clear error
+    for top in ours - {MANIFEST}:
+        shutil.rmtree(out_dir / top, ignore_errors=True)
+    (out_dir / MANIFEST).unlink()
+    return str(m.get("generator_version"))
+
+
 def generate(out_dir: str | os.PathLike, clips: int = 20, duration_s: float = 60.0, seed: int = 0,
              video: bool = True, workers: int = 2, config: SynthConfig | None = None,
-             test_fraction: float = TEST_FRACTION, log: Callable[[str], None] | None = None) -> dict:
+             test_fraction: float = TEST_FRACTION, log: Callable[[str], None] | None = None,
+             progress: bool = True) -> dict:
     """Generate (or finish) a synthetic STARSS23-like set in ``out_dir``; returns the manifest.
 
     ``clips`` one-``duration_s`` clips (train = fold 3, test = fold 4, about ``test_fraction``),
-    ``workers`` processes. ``out_dir`` must be empty, absent, or a set made with the same
-    parameters (then existing clips are kept and missing ones made).
+    ``workers`` processes (spawned: a script that calls this with ``workers > 1`` needs an
+    ``if __name__ == "__main__":`` guard). ``out_dir`` must be empty, absent, or a set made
+    with the same parameters (then existing clips are kept and missing ones made). ``log``
+    gets a line at the start and at the end; ``progress`` shows clips done, elapsed time and
+    ETA on stderr (:class:`seldbench.progress.Progress`).
     """
     cfg = config or SynthConfig()
     out_dir = Path(out_dir).expanduser()
@@ -225,32 +251,46 @@ def generate(out_dir: str | os.PathLike, clips: int = 20, duration_s: float = 60
         f"with {max(1, workers)} worker(s)")
     t0 = time.perf_counter()
     args = [(str(out_dir), p, seed, duration_s, cfg, video) for p in todo]
-    done = 0
-    if workers <= 1 or len(todo) <= 1:
-        for a in args:
-            info = write_clip(*a)
-            done += 1
-            say(f"synth: {done}/{len(todo)} {info['stem']} ({info['seconds']} s)")
-    else:
-        # fork on Linux (works from any script; the workers use numpy/scipy/PyAV only, with
-        # single-threaded codecs); elsewhere spawn (the caller needs a __main__ guard).
-        method = "fork" if sys.platform.startswith("linux") else "spawn"
-        ctx = multiprocessing.get_context(method)
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                    initializer=_worker_init) as pool:
-            for info in pool.map(_write_clip_star, args):
-                done += 1
-                say(f"synth: {done}/{len(todo)} {info['stem']} ({info['seconds']} s)")
+    with Progress(len(todo), "synth", unit="clips", enabled=progress) as bar:
+        if workers <= 1 or len(todo) <= 1:
+            for a in args:
+                write_clip(*a)
+                bar.update()
+        else:
+            with _worker_pool(workers) as pool:
+                futures = [pool.submit(write_clip, *a) for a in args]
+                try:
+                    for fut in cf.as_completed(futures):
+                        fut.result()
+                        bar.update()
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)
+                    raise
     manifest["complete"] = True
     atomic_write_json(out_dir / MANIFEST, manifest)
     say(f"synth: done in {time.perf_counter() - t0:.1f} s: {out_dir}")
     return manifest
 
 
-def _worker_init() -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+def _worker_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A pool of ``workers`` processes that die with this one.
+
+    Started by ``spawn``, not ``fork``: a forked worker holds copies of every file descriptor
+    of its parent, the run folder's ``flock`` among them (close-on-exec does not help, there is
+    no exec), so workers orphaned by a ``kill -9`` kept the run locked. A spawned worker is a
+    fresh interpreter that inherits no descriptors (the price: each imports numpy/scipy/PyAV
+    again, about a second, and a script calling :func:`generate` with workers needs an
+    ``if __name__ == "__main__"`` guard). The initializer makes each worker die with its parent.
+    """
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_worker_init, initargs=(os.getpid(),))
 
 
-def _write_clip_star(args: tuple) -> dict:
-    return write_clip(*args)
+def _worker_init(parent_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seldbench.data.synth import exact
 from seldbench.data.synth.config import SynthConfig
 from seldbench.data.synth.room import RoomRenderer, render_background
 from seldbench.data.synth.scene import FRAME_S, Scene
@@ -37,16 +38,16 @@ def render_audio(scene: Scene, noise: RoomNoise, cfg: SynthConfig, rng: np.rando
     fs = cfg.fs
     hop = int(round(fs * FRAME_S))
     n = scene.frames * hop
-    bg_rms = 10 ** (cfg.background_dbfs / 20)
+    bg_rms = float(exact.power(10.0, cfg.background_dbfs / 20))
     renderer = RoomRenderer(scene.room, fs, rng, reflection_order=cfg.reflection_order,
-                            reverb_gain=10 ** (cfg.reverb_gain_db / 20))
+                            reverb_gain=float(exact.power(10.0, cfg.reverb_gain_db / 20)))
     out = render_background(n, fs, rng, tilt=noise.tilt, highcut_hz=noise.highcut_hz,
                             hum_db=noise.hum_db) * bg_rms
     envelopes = []
     for i, ev in enumerate(scene.events):
         src = synthesize(ev.class_idx, ev.frames * FRAME_S, fs, np.random.default_rng(ev.seed))
         envelopes.append(src.envelope)
-        gain = bg_rms * 10 ** (ev.snr_db / 20) * cfg.snr_ref_distance_m
+        gain = bg_rms * float(exact.power(10.0, ev.snr_db / 20)) * cfg.snr_ref_distance_m
         y = renderer.render(gain * src.signal, ev.trajectory.positions(scene.room), hop, tail_index=i)
         start = ev.onset_frame * hop
         m = min(y.shape[1], n - start)

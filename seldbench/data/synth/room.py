@@ -22,7 +22,7 @@ import numpy as np
 from scipy import fft as sp_fft
 from scipy import signal as sps
 
-from seldbench.data.synth import spatial
+from seldbench.data.synth import exact, spatial
 
 CHANNELS = 8  # FOA W, Y, Z, X + MIC 1-4
 
@@ -112,7 +112,7 @@ class RoomRenderer:
                  wall_lowpass_hz: float = 4000.0) -> None:
         self.room, self.fs = room, fs
         self.order, self.reverb_gain = reflection_order, reverb_gain
-        self._lp = float(np.exp(-2 * np.pi * wall_lowpass_hz / fs))
+        self._lp = float(exact.exp(-2 * np.pi * wall_lowpass_hz / fs))
         self._tails = [self._make_tail(rng, tail_directions) for _ in range(n_tails)]
 
     # -------------------------------------------------------------- responses
@@ -123,7 +123,7 @@ class RoomRenderer:
         mean_free_time = 4 * self.room.volume_m3 / (self.room.surface_m2 * spatial.SPEED_OF_SOUND_M_S)
         n = int((rt60 + 2 * mean_free_time) * fs)
         t = np.arange(n) / fs
-        env = np.exp(-6.91 * t / rt60) * (1 - np.exp(-t / max(mean_free_time, 1e-3))) ** 2
+        env = exact.exp(-6.91 * t / rt60) * (1 - exact.exp(-t / max(mean_free_time, 1e-3))) ** 2
         dirs = spatial.fibonacci_sphere(directions, spatial.random_rotation(rng))
         noise = rng.standard_normal((directions, n)) * env
         spec = np.fft.rfft(noise, axis=-1)
@@ -137,7 +137,7 @@ class RoomRenderer:
         vec, order = image_sources(self.room, source_m, self.order)
         dist = np.linalg.norm(vec, axis=1)
         u = vec / dist[:, None]
-        gain = self.room.beta ** order / dist
+        gain = exact.power(self.room.beta, order) / dist
         gain[1:] *= self.reverb_gain
         delay = dist / spatial.SPEED_OF_SOUND_M_S * self.fs  # samples
         mic_delay, mic_gain = spatial.mic_response_from_vector(u)
@@ -156,7 +156,8 @@ class RoomRenderer:
     def tail(self, index: int, source_m: np.ndarray, early_energy: float) -> np.ndarray:
         """Tail ``index`` scaled to the diffuse energy left after the early part, delayed to
         start with the direct sound: ``(8, L)``."""
-        dist = float(np.linalg.norm(np.asarray(source_m) - np.asarray(self.room.listener_m)))
+        d = np.asarray(source_m, dtype=float) - np.asarray(self.room.listener_m)
+        dist = float(np.sqrt(np.sum(d * d)))  # not linalg.norm: BLAS picks kernels by CPU
         energy = self.room.diffuse_energy * self.reverb_gain ** 2
         energy = max(energy - early_energy, 0.2 * energy)
         t = self._tails[index % len(self._tails)] * np.sqrt(energy)
@@ -177,10 +178,10 @@ class RoomRenderer:
             h = np.zeros((CHANNELS, max(e.shape[1], t.shape[1])))
             h[:, :e.shape[1]] += e
             h[:, :t.shape[1]] += t
-            return sps.fftconvolve(x[None, :], h, axes=-1)
+            return exact.fftconvolve(x[None, :], h)
         responses = [self.early(p) for p in positions_m]
         t = self.tail(tail_index, mid, float(np.mean([r[1] for r in responses])))
-        y_tail = sps.fftconvolve(x[None, :], t, axes=-1)
+        y_tail = exact.fftconvolve(x[None, :], t)
         y_early = _blockwise_convolve(x, [r[0] for r in responses], hop)
         out = np.zeros((CHANNELS, max(y_tail.shape[1], y_early.shape[1])))
         out[:, :y_tail.shape[1]] += y_tail
@@ -227,7 +228,7 @@ def _blockwise_convolve(x: np.ndarray, responses: list[np.ndarray], hop: int, ch
             lo, w = weights[k]
             segs[i, :len(w)] = x[lo:lo + len(w)] * w
             hs[i, :, :responses[k].shape[1]] = responses[k]
-        y = np.fft.irfft(np.fft.rfft(segs, nfft)[:, None, :] * np.fft.rfft(hs, nfft), nfft)
+        y = np.fft.irfft(exact.cmul(np.fft.rfft(segs, nfft)[:, None, :], np.fft.rfft(hs, nfft)), nfft)
         for i, k in enumerate(ks):
             lo, w = weights[k]
             m = len(w) + length - 1
@@ -247,34 +248,38 @@ def render_background(n: int, fs: int, rng: np.random.Generator, *, directions: 
     """
     f = np.fft.rfftfreq(n, 1 / fs)
     top = int(np.searchsorted(f, min(2.5 * highcut_hz, fs / 2)))  # above: silent (-14 dB and falling)
-    fb = f[:top].astype(np.float32)
-    shape = (np.maximum(fb, 30.0) / 100.0) ** (-tilt / 2) / np.sqrt(1 + (fb / highcut_hz) ** 4)
+    fb = f[:top]
+    # float64 / complex128 throughout: complex64 sums took their last bits from numpy's SIMD
+    # dispatch, so the same seed gave other PCM samples on AVX-512 than on AVX2 CPUs
+    shape = (exact.power(np.maximum(fb, 30.0) / 100.0, -tilt / 2)
+             / np.sqrt(1 + exact.power(fb / highcut_hz, 4.0)))
     shape[fb < 20] = 0
     dirs = spatial.fibonacci_sphere(pool, spatial.random_rotation(rng))
-    foa = spatial.foa_gains_from_vector(dirs).astype(np.complex64)  # (P, 4)
+    foa = spatial.foa_gains_from_vector(dirs).astype(complex)  # (P, 4)
     mic_delay, mic_gain = spatial.mic_response_from_vector(dirs)  # (P, 4)
-    spec = np.zeros((8, len(f)), dtype=np.complex64)
+    spec = np.zeros((8, len(f)), dtype=complex)
     # exp(-j w tau) in a band starting at bin k0 = exp(-j k0 dw tau) * exp(-j k dw tau): the
     # second factor is one table for all bands
     chunk = 8192
     dw = 2 * np.pi * fs / n
     tau = mic_delay.T  # (4, P)
-    local = np.exp(-1j * dw * tau[:, :, None] * np.arange(chunk)[None, None, :]).astype(np.complex64)
+    local = exact.expj(-dw * tau[:, :, None] * np.arange(chunk)[None, None, :])
     for k0 in range(0, top, chunk):
         k1 = min(k0 + chunk, top)
         sel = np.sort(rng.choice(pool, directions, replace=False))
-        noise = rng.standard_normal((directions, 2 * (k1 - k0)), dtype=np.float32).view(np.complex64)
+        noise = rng.standard_normal((directions, 2 * (k1 - k0))).view(complex)
         noise *= shape[None, k0:k1]
         spec[:4, k0:k1] = np.einsum("dc,dk->ck", foa[sel], noise)  # no BLAS: same bits anywhere
-        lead = (mic_gain.T[:, sel] * np.exp(-1j * dw * tau[:, sel] * k0)).astype(np.complex64)
+        lead = exact.expj(-dw * tau[:, sel] * k0) * mic_gain.T[:, sel]
         for c in range(4):
-            spec[4 + c, k0:k1] = np.einsum("dk,dk->k", local[c, sel, :k1 - k0] * lead[c][:, None], noise)
+            spec[4 + c, k0:k1] = np.einsum("dk,dk->k", exact.cmul(local[c, sel, :k1 - k0], lead[c][:, None]),
+                                           noise)
     out = np.fft.irfft(spec, n=n, axis=-1)
     out /= np.sqrt(np.mean(out[0] ** 2))
     t = np.arange(n) / fs
     hum_f = 50.0 if rng.random() < 0.5 else 60.0
     hum = sum(np.sin(2 * np.pi * k * hum_f * t + rng.uniform(0, 6.28)) / k for k in (1, 2, 3))
-    hum *= 10 ** (hum_db / 20)
+    hum *= float(exact.power(10.0, hum_db / 20))
     out[0] += hum
     out[4:] += hum[None]
     knots = max(int(n / fs / 4) + 2, 2)

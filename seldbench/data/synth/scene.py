@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seldbench.data.synth import spatial
+from seldbench.data.synth import exact, spatial
 from seldbench.data.synth.config import SynthConfig
 from seldbench.data.synth.room import Room
 from seldbench.data.synth.sources import CLASSES, DURATION_RANGE_S
@@ -98,7 +98,7 @@ class Scene:
 
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.rad2deg(np.arccos(np.clip(np.sum(a * b, axis=-1), -1.0, 1.0)))
+    return np.rad2deg(exact.arccos(np.clip(np.sum(a * b, axis=-1), -1.0, 1.0)))
 
 
 def _sample_direction(rng: np.random.Generator, cfg: SynthConfig) -> tuple[float, float]:
@@ -129,7 +129,7 @@ def sample_trajectory(rng: np.random.Generator, room: Room, frames: int, cfg: Sy
     else:
         az, el, dist_rate = np.full(frames, az0), np.full(frames, el0), 0.0
     lo, hi = cfg.distance_m
-    d0 = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    d0 = float(exact.exp(rng.uniform(float(exact.log(lo)), float(exact.log(hi)))))
     dist = d0 + dist_rate * t
     room_max = room.max_distance(spatial.unit_vector(az, el))
     dist = np.clip(dist, min(lo, room_max.min()), np.minimum(hi, room_max))

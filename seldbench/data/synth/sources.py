@@ -13,6 +13,7 @@ import numpy as np
 from scipy import signal as sps
 
 from seldbench.data.layout import STARSS23_CLASSES
+from seldbench.data.synth import exact
 
 #: STARSS23 class names, in index order (spec/data.md section 1).
 CLASSES = STARSS23_CLASSES
@@ -39,26 +40,39 @@ class SourceSignal:
 def _resonator(freq: float, bw: float, fs: int) -> tuple[np.ndarray, np.ndarray]:
     """Two-pole resonator (b, a) at ``freq`` Hz with bandwidth ``bw`` Hz, peak gain about 1."""
     freq = min(freq, 0.45 * fs)
-    r = np.exp(-np.pi * bw / fs)
+    r = float(exact.exp(-np.pi * bw / fs))
     theta = 2 * np.pi * freq / fs
     a = np.array([1.0, -2 * r * np.cos(theta), r * r])
     return np.array([(1 - r) * np.sqrt(1 - 2 * r * np.cos(2 * theta) + r * r)]), a
 
 
-def _bandpass(x: np.ndarray, lo: float, hi: float, fs: int, order: int = 2) -> np.ndarray:
+def _butter2(fc: float, fs: int, high: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order Butterworth low/highpass (b, a) by the bilinear transform, designed with
+    plain arithmetic (scipy's ``butter`` goes through numpy's SIMD-dependent ``tan`` and
+    complex products)."""
+    k = float(exact.tan(np.pi * min(fc, 0.45 * fs) / fs))
+    q = 2.0 ** 0.5
+    norm = 1.0 / (1.0 + q * k + k * k)
+    a = np.array([1.0, 2.0 * (k * k - 1.0) * norm, (1.0 - q * k + k * k) * norm])
+    b = np.array([1.0, -2.0, 1.0]) * norm if high else np.array([1.0, 2.0, 1.0]) * (k * k * norm)
+    return b, a
+
+
+def _bandpass(x: np.ndarray, lo: float, hi: float, fs: int) -> np.ndarray:
+    """Highpass at ``lo`` then lowpass at ``hi`` (each second-order Butterworth)."""
     hi = min(hi, 0.45 * fs)
     lo = max(lo, 20.0)
     if lo >= hi:
         lo = hi / 2
-    return sps.sosfilt(sps.butter(order, [lo, hi], btype="band", fs=fs, output="sos"), x)
+    return _lowpass(_highpass(x, lo, fs), hi, fs)
 
 
-def _lowpass(x: np.ndarray, fc: float, fs: int, order: int = 2) -> np.ndarray:
-    return sps.sosfilt(sps.butter(order, min(fc, 0.45 * fs), btype="low", fs=fs, output="sos"), x)
+def _lowpass(x: np.ndarray, fc: float, fs: int) -> np.ndarray:
+    return sps.lfilter(*_butter2(fc, fs, high=False), x)
 
 
-def _highpass(x: np.ndarray, fc: float, fs: int, order: int = 2) -> np.ndarray:
-    return sps.sosfilt(sps.butter(order, min(fc, 0.45 * fs), btype="high", fs=fs, output="sos"), x)
+def _highpass(x: np.ndarray, fc: float, fs: int) -> np.ndarray:
+    return sps.lfilter(*_butter2(fc, fs, high=True), x)
 
 
 def _smooth_curve(rng: np.random.Generator, n: int, fs: int, rate_hz: float, depth: float) -> np.ndarray:
@@ -102,7 +116,7 @@ def _place(n: int, times_s: np.ndarray, grain: np.ndarray, fs: int, gains: np.nd
 
 
 def _decay(n: int, tau_s: float, fs: int) -> np.ndarray:
-    return np.exp(-np.arange(n) / (tau_s * fs))
+    return exact.exp(-np.arange(n) / (tau_s * fs))
 
 
 def _event_times(rng: np.random.Generator, dur: float, rate_hz: float, jitter: float,
@@ -143,13 +157,13 @@ def _speech(n: int, fs: int, rng: np.random.Generator, female: bool) -> np.ndarr
         b, a = np.array([1.0]), np.array([1.0])
         for fk, bw in zip(f, (80, 110, 160)):
             bk, ak = _resonator(fk, bw * (1.2 if female else 1.0), fs)
-            b, a = np.convolve(b, bk), np.convolve(a, ak)
+            b, a = exact.convolve(b, bk), exact.convolve(a, ak)
         if zi is None:
             zi = np.zeros(len(a) - 1)
         y, zi = sps.lfilter(b, a, src[seg], zi=zi)
         voiced[seg] = y
         m = seg.stop - seg.start
-        env[seg] = np.sin(np.pi * np.linspace(0, 1, m)) ** 0.7 * rng.uniform(0.5, 1.0)
+        env[seg] = exact.power(np.sin(np.pi * np.linspace(0, 1, m)), 0.7) * rng.uniform(0.5, 1.0)
         pos = seg.stop
         if pos > 0.3 * fs and rng.random() < 0.18:  # pause between words / phrases
             pos += int(rng.uniform(0.08, 0.35) * fs)
@@ -183,10 +197,10 @@ def _telephone(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
     tone = np.sin(2 * np.pi * f1 * t) + np.sin(2 * np.pi * f2 * t + 1.0)
     if rng.random() < 0.5:  # electromechanical trill
         tone *= 0.55 + 0.45 * np.sign(np.sin(2 * np.pi * rng.uniform(15, 25) * t))
-    tone = np.tanh(1.5 * tone)
+    tone = exact.tanh(1.5 * tone)
     on, off = rng.uniform(0.4, 2.0), rng.uniform(0.2, 1.5)
     gate = ((t % (on + off)) < on).astype(float)
-    gate = np.convolve(gate, np.ones(48) / 48, mode="same")
+    gate = exact.convolve(gate, np.ones(48) / 48, mode="same")
     return tone * gate
 
 
@@ -199,7 +213,7 @@ def _laughter(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
     b, a = np.array([1.0]), np.array([1.0])
     for fk, bw in zip(f, (120, 160, 220)):
         bk, ak = _resonator(fk, bw, fs)
-        b, a = np.convolve(b, bk), np.convolve(a, ak)
+        b, a = exact.convolve(b, bk), exact.convolve(a, ak)
     x = sps.lfilter(b, a, voiced * rng.uniform(0.5, 1.0) + breath)
     rate = rng.uniform(3.5, 6.0)
     env = np.zeros(n)
@@ -208,14 +222,14 @@ def _laughter(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
         m = min(m, n - s)
         if m > 0:
             env[s:s + m] = np.maximum(env[s:s + m], np.hanning(2 * m)[m // 2: m // 2 + m] * rng.uniform(0.4, 1.0))
-    return x * env * np.exp(-np.arange(n) / (fs * rng.uniform(1.5, 6.0)))
+    return x * env * exact.exp(-np.arange(n) / (fs * rng.uniform(1.5, 6.0)))
 
 
 def _modal_ir(rng: np.random.Generator, fs: int, freqs: np.ndarray, taus: np.ndarray, length_s: float) -> np.ndarray:
     t = np.arange(int(length_s * fs)) / fs
     ir = np.zeros(len(t))
     for f, tau in zip(freqs, taus):
-        ir += rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.28)) * np.exp(-t / tau)
+        ir += rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.28)) * exact.exp(-t / tau)
     return ir
 
 
@@ -227,7 +241,7 @@ def _domestic(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
         s = int(t * fs)
         m = min(int(0.003 * fs), n - s)
         exc[rng.integers(2), s:s + m] += rng.standard_normal(m) * rng.uniform(0.2, 1.0)
-    x = sum(sps.fftconvolve(exc[i], irs[i])[:n] for i in range(2))
+    x = sum(exact.fftconvolve(exc[i], irs[i])[:n] for i in range(2))
     rustle = _bandpass(rng.standard_normal(n), 300, 8000, fs) * 0.05
     rustle *= 1 + _smooth_curve(rng, n, fs, 5.0, 0.8)
     return x + rustle
@@ -242,13 +256,13 @@ def _footsteps(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
     out = np.zeros(n + gl)
     for k, ts in enumerate(_event_times(rng, n / fs, rate, 0.06)):
         s = int(ts * fs)
-        thud = np.sin(2 * np.pi * f_thud * t) * np.exp(-t / 0.03)
-        noise = _lowpass(rng.standard_normal(gl), cutoff, fs) * np.exp(-t / 0.015) * 2.0
+        thud = np.sin(2 * np.pi * f_thud * t) * exact.exp(-t / 0.03)
+        noise = _lowpass(rng.standard_normal(gl), cutoff, fs) * exact.exp(-t / 0.015) * 2.0
         step = thud + noise
         toe = int(rng.uniform(0.03, 0.07) * fs)
         step[toe:] += 0.5 * step[:gl - toe]
         if rng.random() < 0.4:  # scuff
-            step += _highpass(rng.standard_normal(gl), 2000, fs) * np.exp(-t / 0.02) * 0.2
+            step += _highpass(rng.standard_normal(gl), 2000, fs) * exact.exp(-t / 0.02) * 0.2
         out[s:s + gl] += step * (0.8 if k % 2 else 1.0) * rng.uniform(0.7, 1.0)
     return out[:n]
 
@@ -262,10 +276,10 @@ def _door(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
         rate = np.geomspace(r0, r1, creak_len) * (1 + _smooth_curve(rng, creak_len, fs, 6, 0.25))
         x = _pulse_train(rate, fs, rng, jitter=0.08) * 25
         res = sum(sps.lfilter(*_resonator(f, 60, fs), x) for f in rng.uniform(350, 1800, 3))
-        out[:creak_len] = res * np.hanning(creak_len) ** 0.3
+        out[:creak_len] = res * exact.power(np.hanning(creak_len), 0.3)
     t = np.arange(slam_len) / fs
-    slam = (np.sin(2 * np.pi * rng.uniform(55, 120) * t) * np.exp(-t / 0.06)
-            + _lowpass(rng.standard_normal(slam_len), rng.uniform(600, 1500), fs) * np.exp(-t / 0.03) * 2)
+    slam = (np.sin(2 * np.pi * rng.uniform(55, 120) * t) * exact.exp(-t / 0.06)
+            + _lowpass(rng.standard_normal(slam_len), rng.uniform(600, 1500), fs) * exact.exp(-t / 0.03) * 2)
     click = np.zeros(slam_len)
     m = min(int(0.004 * fs), slam_len)
     click[:m] = rng.standard_normal(m) * 0.8
@@ -289,13 +303,13 @@ def _music(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
             break
         seg = min(int(beat * chord_beats * fs), n - start)
         tt = np.arange(seg) / fs
-        strike = np.exp(-((tt % beat) / rng.uniform(0.15, 0.5)))  # re-struck on every beat
+        strike = exact.exp(-((tt % beat) / rng.uniform(0.15, 0.5)))  # re-struck on every beat
         for semis in degrees[chord_idx]:
-            f = 220.0 * 2 ** ((key + semis) / 12)
+            f = 220.0 * float(exact.power(2.0, (key + semis) / 12))
             out[start:start + seg] += _harmonic_tone(np.full(seg, f), fs, harm, rng) * strike * 0.4
-        fb = 55.0 * 2 ** ((key + degrees[chord_idx][0]) / 12)  # bass
+        fb = 55.0 * float(exact.power(2.0, (key + degrees[chord_idx][0]) / 12))  # bass
         out[start:start + seg] += _harmonic_tone(np.full(seg, fb), fs, harm[:3], rng) * strike * 0.5
-        hat = np.exp(-((tt + beat / 2) % beat) / 0.02)  # off-beat hi-hat
+        hat = exact.exp(-((tt + beat / 2) % beat) / 0.02)  # off-beat hi-hat
         out[start:start + seg] += _highpass(rng.standard_normal(seg), 6000, fs) * hat * 0.15
         tb += beat * chord_beats
     return out
@@ -306,7 +320,7 @@ def _instrument(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
     if kind == 0:  # flute-like: few harmonics and breath
         harm = np.array([1.0, 0.3, 0.12, 0.05])
     elif kind == 1:  # bowed string: sawtooth-like
-        harm = 1.0 / np.arange(1, 25) ** rng.uniform(0.9, 1.3)
+        harm = 1.0 / exact.power(np.arange(1, 25), rng.uniform(0.9, 1.3))
     else:  # reed: odd harmonics
         harm = np.array([1.0 / k if k % 2 else 0.08 / k for k in range(1, 16)])
     base = rng.uniform(180, 700)
@@ -315,7 +329,7 @@ def _instrument(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
     pos = 0
     while pos < n:
         m = min(int(rng.uniform(0.3, 1.5) * fs), n - pos)
-        f = base * 2 ** (scale[rng.integers(len(scale))] / 12)
+        f = base * float(exact.power(2.0, scale[rng.integers(len(scale))] / 12))
         t = np.arange(m) / fs
         vib = 1 + rng.uniform(0.004, 0.012) * np.sin(2 * np.pi * rng.uniform(4.5, 6.5) * t) * np.clip(t / 0.3, 0, 1)
         env = np.clip(t / 0.05, 0, 1) * np.clip((m / fs - t) / 0.08, 0, 1)
@@ -335,7 +349,7 @@ def _water_tap(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
     bubbles = np.zeros(n)
     for t in np.sort(rng.uniform(0, n / fs, int(rng.uniform(5, 30) * n / fs))):
         f = rng.uniform(500, 3000)
-        g = np.sin(2 * np.pi * f * (1 + 8 * t_b) * t_b) * np.exp(-t_b / 0.005)
+        g = np.sin(2 * np.pi * f * (1 + 8 * t_b) * t_b) * exact.exp(-t_b / 0.005)
         s = int(t * fs)
         m = min(len(g), n - s)
         bubbles[s:s + m] += g[:m] * rng.uniform(0.5, 1.5)
@@ -348,7 +362,7 @@ def _bell(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
     ratios = np.array([0.5, 1.0, 1.19, 1.5, 2.0, 2.51, 2.66, 3.01, 4.1, 5.4]) * rng.uniform(0.98, 1.02, 10)
     keep = ratios * base < 0.45 * fs
     ratios = ratios[keep]
-    taus = (0.3 if small else 1.5) * rng.uniform(0.6, 1.4) / ratios ** 0.6
+    taus = (0.3 if small else 1.5) * rng.uniform(0.6, 1.4) / exact.power(ratios, 0.6)
     amps = rng.uniform(0.3, 1.0, len(ratios))
     strikes = [0.0] + list(np.sort(rng.uniform(0.3, n / fs, rng.integers(0, 3))))
     t = np.arange(n) / fs
@@ -357,7 +371,7 @@ def _bell(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
         tt = np.clip(t - ts, 0, None)
         on = t >= ts
         for r, tau, a in zip(ratios, taus, amps):
-            out += on * a * np.sin(2 * np.pi * r * base * tt) * np.exp(-tt / tau)
+            out += on * a * np.sin(2 * np.pi * r * base * tt) * exact.exp(-tt / tau)
     return out
 
 
@@ -376,7 +390,7 @@ def _knock(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
             exc[s:s + m] += rng.standard_normal(m) * rng.uniform(0.6, 1.0)
             t += 1.0 / rate * rng.uniform(0.9, 1.1)
         t += rng.uniform(0.5, 1.5)
-    return sps.fftconvolve(exc, ir)[:n] + 0.3 * _highpass(exc, 1500, fs)
+    return exact.fftconvolve(exc, ir)[:n] + 0.3 * _highpass(exc, 1500, fs)
 
 
 _GENERATORS = (
@@ -394,7 +408,7 @@ def loudness_envelope(x: np.ndarray, fs: int, rate_hz: int = ENVELOPE_RATE_HZ) -
     pad = np.zeros(frames * hop)
     pad[:len(x)] = x
     rms = np.sqrt(np.mean(pad.reshape(frames, hop) ** 2, axis=1))
-    rms = np.convolve(rms, np.array([0.25, 0.5, 0.25]), mode="same")
+    rms = exact.convolve(rms, np.array([0.25, 0.5, 0.25]), mode="same")
     return (rms / max(rms.max(), 1e-12)).astype(np.float32)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from seldbench.data.synth import exact
+
 SPEED_OF_SOUND_M_S = 343.0
 MIC_RADIUS_M = 0.042
 #: Capsule directions (azimuth, elevation) in degrees, STARSS23 order.
@@ -35,8 +37,8 @@ def unit_vector(azimuth_deg, elevation_deg) -> np.ndarray:
 def direction_of(vec) -> tuple[np.ndarray, np.ndarray]:
     """(azimuth_deg, elevation_deg) of vectors ``(..., 3)``; azimuth in [-180, 180)."""
     vec = np.asarray(vec, dtype=float)
-    az = np.rad2deg(np.arctan2(vec[..., 1], vec[..., 0]))
-    el = np.rad2deg(np.arctan2(vec[..., 2], np.hypot(vec[..., 0], vec[..., 1])))
+    az = np.rad2deg(exact.arctan2(vec[..., 1], vec[..., 0]))
+    el = np.rad2deg(exact.arctan2(vec[..., 2], np.sqrt(vec[..., 0] ** 2 + vec[..., 1] ** 2)))
     return wrap_azimuth(az), el
 
 
@@ -67,7 +69,7 @@ def mic_response_from_vector(u: np.ndarray, directivity: float = MIC_DIRECTIVITY
 
     Delays are relative to the array centre: negative for capsules facing the source.
     """
-    cos = np.asarray(u, dtype=float) @ capsule_vectors().T  # (..., 4)
+    cos = exact.matmul(u, capsule_vectors().T)  # (..., 4)
     delays = -MIC_RADIUS_M * cos / SPEED_OF_SOUND_M_S
     gains = (1.0 - directivity) + directivity * cos
     return delays, gains
@@ -108,16 +110,17 @@ def fibonacci_sphere(n: int, rotation: np.ndarray | None = None) -> np.ndarray:
     phi = np.pi * (1.0 + 5.0 ** 0.5) * i
     r = np.sqrt(1.0 - z ** 2)
     pts = np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=-1)
-    return pts @ rotation.T if rotation is not None else pts
+    return exact.matmul(pts, rotation.T) if rotation is not None else pts
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random 3x3 rotation matrix."""
-    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
+    """A uniformly random 3x3 rotation matrix (from a uniform unit quaternion; plain
+    arithmetic, no LAPACK, so the same bits on every CPU)."""
+    w, x, y, z = (float(v) for v in rng.standard_normal(4))
+    s = 2.0 / (w * w + x * x + y * y + z * z)
+    return np.array([[1 - s * (y * y + z * z), s * (x * y - w * z), s * (x * z + w * y)],
+                     [s * (x * y + w * z), 1 - s * (x * x + z * z), s * (y * z - w * x)],
+                     [s * (x * z - w * y), s * (y * z + w * x), 1 - s * (x * x + y * y)]])
 
 
 def encode_diffuse(spectra: np.ndarray, directions: np.ndarray, fs: int, n: int) -> np.ndarray:
@@ -133,6 +136,6 @@ def encode_diffuse(spectra: np.ndarray, directions: np.ndarray, fs: int, n: int)
     out = np.empty((8, spectra.shape[1]), dtype=complex)
     out[:4] = np.einsum("dc,df->cf", foa, spectra)
     for c in range(4):
-        phase = np.exp(-2j * np.pi * freqs[None, :] * delays[:, c:c + 1])  # (D, F)
-        out[4 + c] = np.sum(gains[:, c:c + 1] * phase * spectra, axis=0)
+        phase = exact.expj(-2 * np.pi * freqs[None, :] * delays[:, c:c + 1])  # (D, F)
+        out[4 + c] = np.sum(exact.cmul(phase * gains[:, c:c + 1], spectra), axis=0)
     return np.fft.irfft(out, n=n, axis=-1)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seldbench.data.synth import exact
 from seldbench.data.synth.config import SynthConfig
 from seldbench.data.synth.scene import FRAME_S, Scene, Trajectory
 from seldbench.data.synth.sources import ENVELOPE_RATE_HZ, synthesize
@@ -111,7 +112,7 @@ def _texture(texture: str, rows: np.ndarray, cols: np.ndarray, period: int) -> n
 
 def object_radius_px(distance_m, height: int) -> np.ndarray:
     """Angular radius in pixels of an :data:`OBJECT_RADIUS_M` object at ``distance_m``."""
-    return np.rad2deg(np.arctan2(OBJECT_RADIUS_M, np.asarray(distance_m))) * height / 180.0
+    return np.rad2deg(exact.arctan2(OBJECT_RADIUS_M, np.asarray(distance_m))) * height / 180.0
 
 
 def draw_object(img: np.ndarray, style: Style, azimuth_deg: float, elevation_deg: float,
@@ -195,8 +196,33 @@ def render_frames(scene: Scene, envelopes: list[np.ndarray], cfg: SynthConfig,
         yield img
 
 
+def rgb_to_yuv420p(img: np.ndarray) -> np.ndarray:
+    """An ``(H, W, 3)`` uint8 RGB frame as planar YUV 4:2:0 ``(3 H / 2, W)`` uint8 (PyAV's
+    ``yuv420p`` layout): BT.601 limited range (what decoders assume for an untagged stream),
+    chroma from the mean of each 2x2 block. Integer arithmetic only, so the bytes are the same
+    on every CPU (FFmpeg's swscale picks SIMD paths that need not agree bit for bit)."""
+    h, w, _ = img.shape
+    rgb = img.astype(np.int32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    q = rgb.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3))  # 4x the block means
+    r4, g4, b4 = q[..., 0], q[..., 1], q[..., 2]
+    u = ((-38 * r4 - 74 * g4 + 112 * b4 + 512) >> 10) + 128
+    v = ((112 * r4 - 94 * g4 - 18 * b4 + 512) >> 10) + 128
+    return np.concatenate([y, u.reshape(h // 4, w), v.reshape(h // 4, w)]).astype(np.uint8)
+
+
+#: libx264 settings. One thread (no frame or slice threading), and no macroblock tree: x264's
+#: mbtree made the bytes of a clip depend on what the process had allocated before (about one
+#: run in two wrote different bytes for the second clip of a process) and on the CPU's SIMD
+#: level; without it the output is the same in every process and from SSE4.2 to AVX-512.
+X264_PARAMS = "threads=1:lookahead-threads=1:sliced-threads=0:mbtree=0"
+
+
 def write_video(path: str | os.PathLike, frames, cfg: SynthConfig) -> int:
-    """Encode RGB ``frames`` to an H.264 MP4 at ``path`` atomically; returns the frame count."""
+    """Encode RGB ``frames`` to an H.264 MP4 at ``path`` atomically; returns the frame count.
+
+    The bytes depend only on the frames, ``cfg`` and the PyAV/FFmpeg/x264 build."""
     import av
 
     width, height = cfg.video_size
@@ -206,9 +232,10 @@ def write_video(path: str | os.PathLike, frames, cfg: SynthConfig) -> int:
             stream = container.add_stream("libx264", rate=cfg.video_fps)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.codec_context.thread_count = 1
-            stream.options = {"crf": str(cfg.video_crf), "preset": "veryfast"}
+            stream.options = {"crf": str(cfg.video_crf), "preset": "veryfast",
+                              "x264-params": X264_PARAMS}
             for img in frames:
-                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(img), format="yuv420p")
                 for packet in stream.encode(frame):
                     container.mux(packet)
                 count += 1
