@@ -6,6 +6,7 @@ A :class:`~seldbench.errors.SeldbenchError` becomes one ``Error: ...`` line and 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 
@@ -63,10 +64,28 @@ class _SubGroup(_Group):
     pass
 
 
+class _LogLines(logging.Handler):
+    """Log records of seldbench and its plugins as plain stderr lines (escaped), so a dataset
+    plugin's "generating ..." or "using the set at ..." reaches the user."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _log(record.getMessage())
+
+
+def _route_plugin_logs() -> None:
+    for name in ("seldbench", "seldbench_plugins"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _LogLines) for h in logger.handlers):
+            logger.addHandler(_LogLines())
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="seldbench")
 def main() -> None:
     """seldbench: benchmark suite for sound event localization and detection."""
+    _route_plugin_logs()
 
 
 # ---------------------------------------------------------------- list

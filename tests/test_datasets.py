@@ -199,3 +199,49 @@ def test_unreadable_video_is_named(tmp_path):
 def test_clip_without_video_has_no_frames(tmp_path):
     clip = ClipFiles(stem="fold3_room21_mix001", audio={}, metadata=None, video=None)
     assert clip_video_frames(clip, 10, cache_dir=tmp_path) is None
+
+
+def _manifest(root, **over):
+    import json
+
+    from seldbench.data.synth import GENERATOR_VERSION
+    from seldbench.data.synth.generate import GENERATOR
+
+    m = {"generator": GENERATOR, "generator_version": GENERATOR_VERSION, "seed": 3,
+         "clips": 4, "duration_s": 4.0, "video": False, "complete": True, **over}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "dataset.json").write_text(json.dumps(m))
+    return m
+
+
+def test_a_custom_synthetic_set_is_used_as_it_is(tmp_path, caplog):
+    """`seldbench data synth DIR` with its own parameters, then `run --dataset synth --root
+    DIR`: the set is read, not regenerated or refused; unfinished or old-version sets are a
+    clear error and are never deleted."""
+    from seldbench_plugins.synth import prepare
+
+    custom = tmp_path / "custom"
+    before = _manifest(custom)
+    prepare(custom, name="synth")  # returns at once: nothing generated
+    assert sorted(p.name for p in custom.iterdir()) == ["dataset.json"]
+    assert "using the synthetic set generated there (4 clips of 4.0 s, seed 3" in caplog.text
+    _manifest(custom, complete=False)
+    with pytest.raises(SeldbenchError, match="other parameters than 'synth'.*unfinished"):
+        prepare(custom, name="synth")
+    _manifest(custom, generator_version="0.9")
+    with pytest.raises(SeldbenchError, match="another generator version"):
+        prepare(custom, name="synth")
+    assert (custom / "dataset.json").exists() and before["seed"] == 3  # never deleted
+
+
+def test_run_says_which_synthetic_set_it_uses(tmp_path):
+    from click.testing import CliRunner
+
+    from seldbench.cli import main
+
+    custom = tmp_path / "custom"
+    _manifest(custom)
+    res = CliRunner().invoke(main, ["run", "--model", "crnn", "--dataset", "synth", "--root",
+                                    str(custom), "--out", str(tmp_path / "runs")])
+    assert "using the synthetic set generated there (4 clips of 4.0 s" in res.output
+    assert res.exit_code == 2 and "Traceback" not in res.output  # the empty tree: one error

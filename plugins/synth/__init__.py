@@ -58,14 +58,33 @@ def list_clips(root: str | os.PathLike, split: str, *, name: str = "synth") -> l
 
 def prepare(root: str | os.PathLike, *, name: str = "synth", workers: int | None = None) -> None:
     """Generate the set into ``root`` unless it is already complete (resumes a partial one;
-    a set from another generator version is deleted and made again)."""
+    a cached set from another generator version is deleted and made again).
+
+    A complete set that ``seldbench data synth`` made there with other parameters is used as it
+    is (a custom synthetic set: the run's data hash tells it apart); an unfinished one, or one
+    of another generator version, is an error, never deleted."""
     from seldbench.api import generate_synth as generate
     from seldbench.api import synth_is_complete as is_complete
+    from seldbench.api import synth_manifest as read_manifest
     from seldbench.api import synth_remove_stale as remove_stale
 
     params = SIZES[name]
     if is_complete(root, **params):
         return
+    m = read_manifest(root) if Path(root).expanduser().is_dir() else None
+    if m is not None and any(m.get(k) != v for k, v in params.items()):
+        made = (f"{m.get('clips')} clips of {m.get('duration_s')} s, seed {m.get('seed')}, "
+                f"generator {m.get('generator_version')}")
+        if m.get("complete") and m.get("generator_version") == GENERATOR_VERSION:
+            log.warning("%s: using the synthetic set generated there (%s), not the registered "
+                        "'%s' parameters", root, made, name)
+            return
+        problem = ("unfinished: run the `seldbench data synth` command that started it again"
+                   if m.get("generator_version") == GENERATOR_VERSION else
+                   f"made by another generator version; regenerate it with `seldbench data synth "
+                   f"{root} ...` (this is {GENERATOR_VERSION})")
+        raise SeldbenchError(f"{root}: a synthetic set made with other parameters than "
+                             f"'{name}' ({made}), {problem}")
     stale = remove_stale(root)
     if stale:
         log.warning("%s: the '%s' set there was made by generator %s; regenerating it with %s",
