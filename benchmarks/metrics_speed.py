@@ -1,7 +1,7 @@
 """Scoring speed: the vectorised suites against the per-frame loop reference, side by side.
 
 Both score the same generated set of 78 one-minute files (13 classes, ~25 events per file) from
-the same parsed tables; the loop reference is the spec's pseudo-code
+the same parsed tables; the loop reference follows docs/metrics.md ("Segment suites", "Frame suite")
 (:mod:`seldbench.metrics.reference`), structured like the official scorers. Prints seconds
 and the ratio per suite, then the end-to-end time of ``score_folders`` including CSV reading,
 then whole processes: ``seldbench score`` (and ``--help``) run as a fresh subprocess each time,

@@ -11,7 +11,7 @@ from seldbench.specs import DatasetSpec
 DATASET = DatasetSpec(name="thirteen", version="0", classes=tuple(f"c{k}" for k in range(13)),
                       splits=("train",), list_clips=lambda root, split: [],
                       metric_suites=("dcase2023",))
-# spec/models.md section 1: ~0.74 M (FOA 7 x 64), MIC-GCC +1.7 k, SALSA-lite ~1.18 M
+# docs/models.md ("`crnn`"): ~0.74 M (FOA 7 x 64), MIC-GCC +1.7 k, SALSA-lite ~1.18 M
 SPEC_PARAMS = {"foa_logmel_iv": 0.74e6, "mic_logmel_gcc": 0.74e6 + 1.7e3,
                "mic_salsa_lite": 1.18e6}
 

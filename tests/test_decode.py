@@ -15,7 +15,7 @@ def _angle(a, b):
 
 
 def slow_multi_accdoa(out, C, with_distance, thr=0.5, unify=15.0):
-    """The spec's rule, one frame and class at a time."""
+    """The rule of docs/metrics.md ("Decoders"), one frame and class at a time."""
     V = 4 if with_distance else 3
     rows = []
     for t in range(out.shape[0]):

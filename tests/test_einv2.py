@@ -18,7 +18,7 @@ C = 13
 DATASET = DatasetSpec(name="thirteen", version="0", classes=tuple(f"c{k}" for k in range(C)),
                       splits=("train",), list_clips=lambda root, split: [],
                       metric_suites=("dcase2023",))
-FULL_PARAMS = 85e6  # spec/models.md section 2: about 85 M (6 Conformer stacks ~75 M, CNNs ~9 M)
+FULL_PARAMS = 85e6  # docs/models.md ("`einv2`"): about 85 M (6 Conformer stacks ~75 M, CNNs ~9 M)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

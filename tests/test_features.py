@@ -1,6 +1,6 @@
 """Input features: torch implementations against librosa/numpy references, physics, cache, normaliser.
 
-The references below are written straight from spec/features.md, one channel and one pair at a
+The references below are written straight from docs/features.md, one channel and one pair at a
 time with librosa and numpy in float64, as the DCASE baseline computes them.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The golden fixtures F1-F10 of spec/metrics.md section 7, values from the official scorers."""
+"""The golden fixtures F1-F10 (docs/metrics.md), with values from the official scorers."""
 import math
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""The vectorised suites against the per-frame loop reference (spec pseudo-code) on random input."""
+"""The vectorised suites against the per-frame loop reference (docs/metrics.md) on random input."""
 import math
 
 import numpy as np

@@ -76,7 +76,7 @@ def _labels(path: Path) -> np.ndarray:
     return np.loadtxt(path, delimiter=",", dtype=int, ndmin=2)
 
 
-# The checks below use their own geometry (written from spec/data.md), not the generator's.
+# The checks below use their own geometry (written from docs/datasets.md), not the generator's.
 CAPSULES_DEG = ((45, 35), (-45, -35), (135, -35), (-135, 35))
 
 

@@ -1,5 +1,5 @@
 """CRATI's loss: the backbone's SELD loss (ADPIT MSE for multi-ACCDOA, PIT for a track-wise
-output) plus the contrastive terms (spec/models.md §4).
+output) plus the contrastive terms (docs/models.md, "Losses").
 
 ``L = w_seld L_seld + w_at L_at + w_ai L_ai + w_align L_align`` where
 

@@ -1,6 +1,6 @@
 """CRATI: an audio backbone (the CRNN or EINV2), image-conditioned fusion, and projection heads
-for contrastive alignment with frozen image and text embeddings (spec/models.md section 4, our
-design).
+for contrastive alignment with frozen image and text embeddings (docs/models.md, "`crati`";
+our design).
 
 ``forward(x, image=None, frames=None, image_mask=None, **training_streams)``:
 

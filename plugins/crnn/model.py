@@ -5,7 +5,7 @@ Reference: the DCASE 2023 task 3 baseline, https://github.com/sharathadavanne/se
 detection of overlapping sources using convolutional recurrent neural networks", IEEE JSTSP
 2018 (arXiv:1807.00129), and Shimada et al., "Multi-ACCDOA: localizing and detecting
 overlapping sounds from the same class with auxiliary duplicating permutation invariant
-training", ICASSP 2022 (arXiv:2110.07124). Architecture as spec/models.md section 1:
+training", ICASSP 2022 (arXiv:2110.07124). Architecture as in docs/models.md ("`crnn`"):
 
     3 x [Conv2d 3x3 (64) -> BatchNorm -> ReLU -> MaxPool (t, f) -> Dropout2d 0.05],
         pools (5, 4), (1, 4), (1, 2)
@@ -16,7 +16,7 @@ training", ICASSP 2022 (arXiv:2110.07124). Architecture as spec/models.md sectio
 What differs from the baseline code: sizes are plain constructor arguments instead of a params
 dict; the first time pool defaults to the feature set's frames per label frame (5 for the 20-ms
 features, as in the baseline); with ``with_distance`` (the 2024 baseline's 3 x 4 x C output)
-the last layer has no activation (spec/models.md), negative distances being clipped at decode
+the last layer has no activation (docs/models.md), negative distances being clipped at decode
 time. Parameters: about 0.74 M for FOA (7 x 64), +1.7 k for MIC-GCC (10 x 64), 1.18 M for
 SALSA-lite (7 x 382).
 """

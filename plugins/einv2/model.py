@@ -4,7 +4,7 @@ References: Cao, Iqbal, Kong, An, Wang, Plumbley, "An Improved Event-Independent
 Polyphonic Sound Event Localization and Detection", ICASSP 2021 (arXiv:2010.13092); Hu, Cao et
 al., "A track-wise ensemble event independent network for polyphonic sound event localization
 and detection", ICASSP 2022 (arXiv:2203.10228), whose DCASE 2022 code adds the per-track
-Conformers. Architecture as spec/models.md section 2:
+Conformers. Architecture as in docs/models.md ("`einv2`"):
 
     SED branch (4 log-mel channels) and DOA branch (all channels), each
         4 x [Conv 3x3 no bias -> BN -> ReLU] x 2 (64, 128, 256, 512) -> AvgPool

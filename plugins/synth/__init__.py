@@ -1,4 +1,5 @@
-"""The synthetic STARSS23-like datasets that seldbench generates itself (spec/data.md section 4).
+"""The synthetic STARSS23-like datasets that seldbench generates itself (docs/datasets.md,
+"The synthetic sets").
 
 - ``synth``: the benchmark set, sized like STARSS23 dev: 170 one-minute clips (90 fold-3
   train clips in 9 rooms, 80 fold-4 test clips in 7 other rooms), FOA + MIC + 360-degree

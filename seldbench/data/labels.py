@@ -1,4 +1,5 @@
-"""Label encoders: the rows of a DCASE metadata CSV -> training targets (spec/data.md §3).
+"""Label encoders: the rows of a DCASE metadata CSV -> training targets (docs/datasets.md,
+"Labels and targets").
 
 Every encoder takes an :class:`~seldbench.metrics.csvio.EventTable` (rows ``frame, class,
 source, azimuth_deg, elevation_deg[, distance]`` as read by

@@ -26,7 +26,7 @@ from seldbench.errors import SeldbenchError, suggest
 from seldbench.specs import AUDIO_FORMATS, ClipFiles
 
 #: The four dev sub-folders of STARSS23, in the order the release lists them.
-#: STARSS23 class names in index order (spec/data.md section 1); the synthetic set mirrors them.
+#: STARSS23 class names in index order (docs/datasets.md, "STARSS23"); the synthetic sets use them.
 STARSS23_CLASSES = (
     "female speech", "male speech", "clapping", "telephone", "laughter", "domestic sounds",
     "footsteps", "door open/close", "music", "musical instrument", "water tap", "bell", "knock",

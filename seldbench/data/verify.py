@@ -1,4 +1,5 @@
-"""``seldbench data verify``: check a dataset's files without changing anything (spec/data.md §5).
+"""``seldbench data verify``: check a dataset's files without changing anything (docs/datasets.md,
+"Checking a dataset").
 
 The checks follow the DCASE folder convention every Task-3 dataset uses
 (``<fmt>_dev/<sub-folder>/<stem>.wav``, ``metadata_dev/<sub-folder>/<stem>.csv``,

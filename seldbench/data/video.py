@@ -1,4 +1,5 @@
-"""Video frames aligned with the 100-ms label frames (spec/data.md §3), decoded once and cached.
+"""Video frames aligned with the 100-ms label frames (docs/datasets.md, "Video
+frames"), decoded once and cached.
 
 For label frame ``k`` the frame shown at its centre time ``(k + 0.5) * hop_s`` is taken (the
 last video frame whose presentation time is not after it; the first frame before the video

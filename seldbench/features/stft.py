@@ -1,6 +1,6 @@
 """Shared pieces of every feature set: the multichannel STFT, the mel filterbank and ``power_to_db``.
 
-Settings are the DCASE 2023 baseline's (spec/features.md section 1): 24-kHz audio scaled as
+Settings are the DCASE 2023 baseline's (docs/features.md, "The common STFT"): 24-kHz audio scaled as
 int16 / 32768 plus a 1e-8 offset, hop 480 samples (20 ms), Hann window of 960 samples zero-padded
 to n_fft 1024, centred frames with **constant (zero) padding** (librosa's default ``pad_mode``
 since 0.10, which is what the baseline runs with today), frames truncated to

@@ -1,6 +1,6 @@
 """Compiled inner loops of the metric suites (numba), over rows sorted by (file, frame, class).
 
-The loops follow the spec's per-frame pseudo-code one to one - the Python version of the same
+The loops follow the per-frame rules of docs/metrics.md one to one - the Python version of the same
 loops is :mod:`seldbench.metrics.reference` - but run over all files at once without Python
 overhead. Groups that need a real Hungarian assignment (more than 3 entries on both sides, or
 two different pairings within 1e-9 degrees of each other) are handed back to scipy, so the
@@ -258,7 +258,7 @@ def _sdi(out, f, loc_fp, loc_fn):
 @_njit(nogil=True)
 def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spatial, max_pos,
                    threshold):
-    """Counters ``(files, counters, C)`` of the 1-s segment rules (spec 2.1), block by block.
+    """Counters ``(files, counters, C)`` of the 1-s segment rules (docs/metrics.md, "Segment suites"), block by block.
     ``m_*``: matched pairs sorted by key; ``spatial``: the counter a wrong match goes to."""
     out = np.zeros((n_files, 14, C))
     nG = np.zeros(C, np.int64)
@@ -342,7 +342,7 @@ def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spat
 @_njit(nogil=True)
 def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, threshold,
                  dist_threshold, reldist_threshold):
-    """Counters ``(files, counters, C)`` of the 100-ms frame rules (spec 2.2), frame by frame."""
+    """Counters ``(files, counters, C)`` of the 100-ms frame rules (docs/metrics.md, "Frame suite"), frame by frame."""
     out = np.zeros((n_files, 14, C))
     R = np.zeros(C, np.int64)
     P = np.zeros(C, np.int64)

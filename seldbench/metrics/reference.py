@@ -1,4 +1,4 @@
-"""Slow, obviously-correct per-frame loop scorers: the pseudo-code of spec/metrics.md.
+"""Slow, obviously-correct per-frame loop scorers: the rules of docs/metrics.md, loop by loop.
 
 They exist to check the vectorised suites (tests compare both on random input) and as the
 baseline of ``benchmarks/metrics_speed.py``. They share only the CSV tables with the fast code:

@@ -1,5 +1,5 @@
 """Training: losses shared by the models (and, later, the training loop).
 
 - :mod:`seldbench.training.losses`: the ADPIT MSE loss of every multi-ACCDOA model
-  (spec/models.md section 1), the core default loss for ``output="multi_accdoa"``.
+  (docs/models.md, "Losses"), the core default loss for ``output="multi_accdoa"``.
 """

@@ -1,11 +1,11 @@
 """Losses shared by the models.
 
-:func:`adpit_loss` is the core loss for the ``multi_accdoa`` output format (spec/models.md
-section 1): auxiliary duplicating permutation-invariant training (ADPIT) with MSE, as in the
+:func:`adpit_loss` is the core loss for the ``multi_accdoa`` output format (docs/models.md,
+"Losses"): auxiliary duplicating permutation-invariant training (ADPIT) with MSE, as in the
 DCASE 2023 SELDnet baseline (Shimada et al., "Multi-ACCDOA: localizing and detecting
 overlapping sounds from the same class with auxiliary duplicating permutation invariant
 training", ICASSP 2022, arXiv:2110.07124; the baseline's ``MSELoss_ADPIT``). Written here from
-the spec, vectorised over the 13 candidate assignments.
+that description, vectorised over the 13 candidate assignments.
 
 Layouts:
 
@@ -16,8 +16,8 @@ Layouts:
   stacked over the batch: slots ``A0 | B0 B1 | C0 C1 C2``, values ``(activity, x, y, z[,
   distance_m])``.
 
-:func:`pit_loss` is the core loss for the ``track_wise`` output format (spec/models.md section
-2, EINV2): frame-level permutation-invariant training over the ``tracks!`` (3! = 6) track
+:func:`pit_loss` is the core loss for the ``track_wise`` output format (docs/models.md,
+"Losses"; EINV2): frame-level permutation-invariant training over the ``tracks!`` (3! = 6) track
 orders, BCE-with-logits for the classes and MSE for the DOA vectors. Layouts:
 
 - model output ``(batch, frames, tracks * W)``, track-major, ``W = classes + 3 [+ 1]``: per

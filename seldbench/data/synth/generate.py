@@ -1,6 +1,6 @@
 """Generate a synthetic STARSS23-like dataset: the tree, WAVs, CSVs, MP4s and a manifest.
 
-Layout (exactly STARSS23's, spec/data.md section 1)::
+Layout (exactly STARSS23's, docs/datasets.md, "STARSS23")::
 
     OUT/foa_dev/{dev-train-sony,dev-train-tau,dev-test-sony,dev-test-tau}/fold3_room4_mix001.wav
     OUT/mic_dev/..., OUT/metadata_dev/... (.csv), OUT/video_dev/... (.mp4)

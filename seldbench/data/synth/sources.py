@@ -15,7 +15,7 @@ from scipy import signal as sps
 from seldbench.data.layout import STARSS23_CLASSES
 from seldbench.data.synth import exact
 
-#: STARSS23 class names, in index order (spec/data.md section 1).
+#: STARSS23 class names, in index order (docs/datasets.md, "STARSS23").
 CLASSES = STARSS23_CLASSES
 #: Event length range per class, seconds (all within 0.3-10 s).
 DURATION_RANGE_S = (
