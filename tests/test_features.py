@@ -362,3 +362,14 @@ def test_normaliser_keeps_constant_bins_finite(tmp_path):
     norm = Normalizer.fit(feats)
     assert np.all(norm.std[4:, 85:] == 1.0) and np.all(norm.std[:, :85] != 1.0)
     assert np.isfinite(norm.apply(feats[clips[0].stem])).all()
+
+
+def test_feature_caching_shows_plain_progress_lines_when_redirected(tmp_path, capsys):
+    clips = make_split(tmp_path / "wav", 3, [0.6, 0.6, 0.4], seed=2)
+    FeatureCache(tmp_path / "cache", progress=True).get("synth", "train", clips, "foa_logmel_iv")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "features foa_logmel_iv of synth train: 0/3 clips (0%), 0s elapsed"
+    assert lines[-1].startswith("features foa_logmel_iv of synth train: 3/3 clips (100%)")
+    assert all(len(line) < 120 for line in lines)  # no redrawn bar in a log file
+    FeatureCache(tmp_path / "c2").get("synth", "train", clips, "foa_logmel_iv")  # default: quiet
+    assert capsys.readouterr().err == ""

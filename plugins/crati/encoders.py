@@ -206,6 +206,14 @@ class TextEncoder:
         where = Path(path).expanduser() if path else default_text_encoder()
         if not where.is_dir():
             raise SeldbenchError(f"model.text.encoder: {where}: no such directory")
+        import logging
+
+        from transformers.utils import logging as hf_logging
+
+        # transformers' unlabelled "Loading weights: 103/103" bar says nothing in a log: one
+        # line saying what is loaded instead
+        hf_logging.disable_progress_bar()
+        logging.getLogger(__name__).info("CRATI: loading the text encoder from %s", where)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
             self.model = AutoModel.from_pretrained(where, local_files_only=True).eval().to(device)

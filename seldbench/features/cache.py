@@ -162,10 +162,12 @@ class FeatureCache:
     ``computed`` counts the clips this object has computed (cache hits add nothing).
     """
 
-    def __init__(self, root: str | os.PathLike, registry: Any = None, batch_size: int = 4) -> None:
+    def __init__(self, root: str | os.PathLike, registry: Any = None, batch_size: int = 4,
+                 progress: bool = False) -> None:
         self.root = Path(root)
         self._registry = registry
         self.batch_size = max(1, int(batch_size))
+        self.progress = progress  # clips done and ETA on stderr while computing
         self.computed = 0
 
     @property
@@ -280,6 +282,10 @@ class FeatureCache:
                     for stem in keep:
                         ds = out.create_dataset(stem, data=old[stem][()])
                         ds.attrs.update(dict(old[stem].attrs))
+            from seldbench.progress import Progress
+
+            shown = Progress(len(order), f"features {spec.name} of {dataset} {split}",
+                             unit="clips", enabled=self.progress)
             i = 0
             while i < len(order):
                 group = [order[i]]
@@ -294,12 +300,14 @@ class FeatureCache:
                     raise SeldbenchError(f"feature '{spec.name}': module returned "
                                          f"{feats.shape[1]} channels, the spec declares "
                                          f"{spec.channels}")
+                shown.update(len(group))
                 for stem, feat in zip(group, feats):
                     ds = out.create_dataset(stem, data=feat)
                     size, mtime = _signature(sources[stem])
                     ds.attrs.update(source=str(sources[stem]), source_size=size,
                                     source_mtime_ns=mtime, samples=lengths[stem])
                 self.computed += len(group)
+            shown.close()
 
 
 class Normalizer:

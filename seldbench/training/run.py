@@ -238,7 +238,7 @@ def _run(reg, plan: RunPlan, clips: dict, identity: dict, run_dir: Path, progres
         atomic_write_json(run_dir / "data.json", identity)  # what data_folder() compares
     built = assemble(plan, device)  # a bad model key fails here, before minutes of features
     loss = make_loss(plan, built)
-    data = _load_data(reg, plan, built, clips, run_dir, device, dist)
+    data = _load_data(reg, plan, built, clips, run_dir, device, dist, progress)
     trainer = _train(plan, built, loss, clips, data, run_dir, device, on_step, progress, log,
                      dist)
     if not dist.rank0:
@@ -277,14 +277,15 @@ def _rank0_first(dist: _Dist, work: Callable[[], object]):
     return result
 
 
-def _load_data(reg, plan: RunPlan, built, clips: dict, run_dir: Path, device, dist: _Dist):
+def _load_data(reg, plan: RunPlan, built, clips: dict, run_dir: Path, device, dist: _Dist,
+               progress: bool = False):
     """Cached features, the train-split normaliser (saved with the run), labels and side
     inputs: ``{split: SplitData}``."""
     from seldbench.features.cache import FeatureCache, Normalizer
     from seldbench.side_inputs import collect
     from seldbench.training.data import load_split
 
-    cache = FeatureCache(plan.cache_dir, registry=reg)
+    cache = FeatureCache(plan.cache_dir, registry=reg, progress=progress and dist.rank0)
     cached = _rank0_first(dist, lambda: {
         s: cache.get(plan.dataset.name, s, clips[s], plan.feature.name, device=device)
         for s in plan.splits})

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -312,8 +313,9 @@ class Trainer:
                 self.loader.sampler.set_epoch(epoch)
             t0 = time.perf_counter()
             total, steps = 0.0, 0
+            # a bar redrawn in place on a terminal only: in a log file the epoch line says it all
             bar = tqdm(self.loader, desc=f"epoch {epoch}/{self.cfg.epochs}", leave=False,
-                       disable=not self.progress, unit="batch")
+                       disable=not (self.progress and sys.stderr.isatty()), unit="batch")
             for x, y, side in bar:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 side = {k: v.to(self.device, non_blocking=True) for k, v in side.items()}

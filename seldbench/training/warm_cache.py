@@ -37,7 +37,7 @@ def warm_cache(model: str, dataset: str, config_file: str | None = None,
         dspec.prepare(root)
     clips = {s: dspec.list_clips(root, s) for s in plan.splits}
     cache_dir = plan.cache_dir
-    cache = FeatureCache(cache_dir, registry=reg)
+    cache = FeatureCache(cache_dir, registry=reg, progress=True)
 
     t0 = time.perf_counter()
     jobs = []  # (split, clip, label frames)
