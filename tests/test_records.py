@@ -255,3 +255,19 @@ def test_data_folder_moves_a_run_of_other_data_aside(tmp_path):
     (base / "data.json").unlink()  # a record alone (runs from before data.json) counts too
     (base / "record.json").write_text(json.dumps({"dataset": {"data_hash": "3" * 64}}))
     assert data_folder(base, "2" * 64, logs.append).name.endswith("-data-22222222")
+
+
+def test_record_table_marks_intervals_that_mean_little():
+    from run_records import make_record
+
+    from seldbench.results.tables import record_table
+
+    rec = make_record()
+    res = rec["results"]["dcase2023"]
+    res["interval"]["ER"] = [-0.2, 1.2]
+    res["jackknife_check"] = {"files": 3, "too_few_files": True, "out_of_range": ["ER"],
+                              "excludes_estimate": []}
+    text = record_table(rec)
+    assert "ER 0.500 [-0.200, 1.200]*," in text and "F 50.0% [45.0%, 55.0%]," in text
+    assert "note: jackknife over 3 files: below 10 files" in text
+    assert "reach outside the figure's possible range (* in the table" in text

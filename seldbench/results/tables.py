@@ -20,6 +20,13 @@ def fmt(name: str, value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def interval_marks(figure: str, check: dict) -> str:
+    """``*`` (interval outside the figure's range) and ``!`` (interval misses the figure), as
+    :func:`seldbench.metrics.jackknife.check_intervals` found; its warnings explain them."""
+    return "*" * (figure in check.get("out_of_range", ())) \
+        + "!" * (figure in check.get("excludes_estimate", ()))
+
+
 def score_table(result) -> str:
     """The overall figures (with intervals) and the per-class table of a ScoreResult."""
     figs = [k for k in result.figures if k != "classwise"]
@@ -31,9 +38,7 @@ def score_table(result) -> str:
         if k in result.interval:
             lo, hi = result.interval[k]
             cell += f"  [{fmt(k, lo)}, {fmt(k, hi)}]"
-            # marks explained by the score's warnings (seldbench.metrics.jackknife)
-            cell += "*" * (k in check.get("out_of_range", ())) \
-                + "!" * (k in check.get("excludes_estimate", ()))
+            cell += interval_marks(k, check)
         lines.append(f"  {k:<6} {cell}")
     per = [k for k in figs if k != "ER"]
     lines.append("")
@@ -54,11 +59,16 @@ def record_table(record: dict) -> str:
             lines.append(f"  {suite}: skipped ({res['skipped']})")
             continue
         cells = []
+        check = res.get("jackknife_check") or {}
         for k, v in res["figures"].items():
             cell = f"{k} {fmt(k, v)}"
             if k in res.get("interval", {}):
                 lo, hi = res["interval"][k]
-                cell += f" [{fmt(k, lo)}, {fmt(k, hi)}]"
+                cell += f" [{fmt(k, lo)}, {fmt(k, hi)}]" + interval_marks(k, check)
             cells.append(cell)
         lines.append(f"  {suite}: " + ", ".join(cells))
+        if check:
+            from seldbench.metrics.jackknife import interval_warnings
+
+            lines += [f"  note: {w}" for w in interval_warnings(check)]
     return "\n".join(lines)

@@ -387,6 +387,10 @@ def score_predictions(reg, suites: Sequence[str], dspec, clips, tables, run_dir:
         results[name] = {"figures": {k: _num(v) for k, v in figures.items() if k != "classwise"},
                          "interval": {k: [_num(a), _num(b)] for k, (a, b) in interval.items()},
                          "classwise": figures["classwise"], "options": {}}
+        if interval:  # which intervals mean little (few files, out of range), as score says
+            from seldbench.metrics.jackknife import check_intervals
+
+            results[name]["jackknife_check"] = check_intervals(figures, interval, len(pairs))
     return results
 
 
