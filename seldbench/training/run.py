@@ -299,7 +299,8 @@ def _load_data(reg, plan: RunPlan, built, clips: dict, run_dir: Path, device, di
             for s in plan.splits:
                 data[s].side = collect(plan.model, plan.cfg["model"], plan.dataset, clips[s],
                                        data[s].label_frames, training=s == "train",
-                                       cache_dir=plan.cache_dir, device=device)
+                                       cache_dir=plan.cache_dir, device=device,
+                                       progress=f"{plan.dataset.name} {s}" if progress else "")
         _rank0_first(dist, side)
     return data
 
