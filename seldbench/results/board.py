@@ -718,12 +718,69 @@ def entry_page(board: Board, en: Entry, registry, shown: dict[Path, str],
     body += ["<h2>Reproduce</h2>",
              "<pre class=\"cmd\">" + e("\n".join(reproduce_commands(en, registry, shown)))
              + "</pre>"]
-    body += ["<h2>Test predictions</h2>",
-             "<p>These run folders hold a run record only (<code>record.json</code>): the test "
-             "predictions were not kept with them, so no clip trajectory is shown. "
-             "<code>seldbench plot --run DIR</code> draws one for a run folder that has its "
-             "<code>predictions/</code>.</p>"]
+    body += ["<h2>Test predictions</h2>", *_trajectory(en, t.suite)]
     return _page(title, body, 1)
+
+
+def _trajectory(en: Entry, suite: str) -> list[str]:
+    """One test clip's azimuth and elevation, reference against prediction, from the first run
+    folder (by seed) that kept its ``predictions/<suite>/`` (the data as ``plot`` reads it)."""
+    from seldbench.results.plot import clip_tracks
+
+    for path, rec in en.runs:
+        if not (path.parent / "predictions" / suite).is_dir():
+            continue
+        try:
+            stem, ref, pred, info = clip_tracks(path.parent, None, suite)
+        except SeldbenchError as exc:
+            return [f"<p>No trajectory drawn: {e(str(exc))}</p>"]
+        return [f'<p class="legend">Clip {e(stem)} (seed {rec["seed"]}): azimuth and elevation '
+                "per class over time, reference against prediction.</p>",
+                _tracks_svg(ref, pred, info["classes"])]
+    return ["<p>These run folders hold a run record only (<code>record.json</code>): the test "
+            "predictions were not kept with them, so no clip trajectory is shown. A run folder "
+            "that keeps <code>config.json</code> and <code>predictions/</code> beside its record "
+            "gets one here (and <code>seldbench plot</code> works on it).</p>"]
+
+
+#: class colours of the trajectories (matplotlib's tab20, as ``seldbench plot`` draws them)
+CLASS_COLOURS = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728",
+                 "#ff9896", "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2",
+                 "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d", "#17becf", "#9edae5")
+
+
+def _tracks_svg(ref, pred, classes: list[str], width: int = 380, height: int = 150) -> str:
+    """A 2 x 2 grid of scatter plots: rows azimuth and elevation (degrees), columns reference
+    and prediction, time on a shared axis."""
+    end = max([0.1, *(float(t.time_s.max()) + 0.1 for t in (ref, pred) if len(t.time_s))])
+    left, top, gap = 40, 18, 24
+    out = [f'<svg class="tracks" width="{left + 2 * (width + gap)}" '
+           f'height="{top + 2 * (height + gap) + 20}" role="img" aria-label="trajectories">']
+    for col, (name, tr) in enumerate((("reference", ref), ("prediction", pred))):
+        for row, (label, values, lim) in enumerate((("azimuth", tr.azimuth_deg, 180),
+                                                    ("elevation", tr.elevation_deg, 90))):
+            x0, y0 = left + col * (width + gap), top + row * (height + gap)
+            out.append(f'<rect x="{x0}" y="{y0}" width="{width}" height="{height}" '
+                       'class="frame" fill="none" stroke="#d0d7de"/>')
+            if row == 0:
+                out.append(f'<text x="{x0 + width / 2}" y="{y0 - 5}" text-anchor="middle">'
+                           f"{name}: {len(tr.time_s)} rows</text>")
+            if col == 0:
+                out += [f'<text x="{x0 - 4}" y="{y0 + 10}" text-anchor="end">{lim}°</text>',
+                        f'<text x="{x0 - 4}" y="{y0 + height}" text-anchor="end">-{lim}°</text>',
+                        f'<text x="{x0 - 4}" y="{y0 + height / 2 + 4}" text-anchor="end">'
+                        f"{label[:2]}</text>"]
+            for t, c, v in zip(tr.time_s.tolist(), tr.cls.tolist(), values.tolist()):
+                out.append(f'<circle cx="{x0 + width * t / end:.1f}" '
+                           f'cy="{y0 + height * (lim - v) / (2 * lim):.1f}" r="1.6" '
+                           f'fill="{CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]}"/>')
+    out.append(f'<text x="{left}" y="{top + 2 * (height + gap) + 10}">time 0 to {end:.1f} s'
+               "</text></svg>")
+    present = sorted(set(ref.cls.tolist()) | set(pred.cls.tolist()))
+    legend = " ".join(f'<span class="swatch" style="background:'
+                      f'{CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]}"></span>'
+                      f"{e(classes[c] if c < len(classes) else str(c))}" for c in present)
+    return "".join(out) + f'<p class="seeds">{legend}</p>'
 
 
 # ----------------------------------------------------------------------------- compare, index
