@@ -16,7 +16,8 @@ BOARD = "synth-mini-1.0-test-dcase2023"
 
 
 def _classwise(f: float) -> list[dict]:
-    return [{"class": c, "F": f - 0.01 * c, "LE": 10.0 + c, "ER": 0.5, "LR": 0.6, "SELD": 0.4}
+    return [{"class": c, "F": f - 0.01 * c, "LE": 10.0 + c, "ER": 0.5, "LR": 0.6 - 0.01 * c,
+             "SELD": 0.4 + 0.01 * c}
             for c in range(3)]
 
 
@@ -82,7 +83,12 @@ def test_entry_page_per_class_curves_provenance_and_record_links(tmp_path):
     page = next((tmp_path / "site" / BOARD).glob("A-*.html"))
     text = page.read_text()
     assert text.count('<svg class="heatmap"') == 1 and text.count('<svg class="curve"') == 2
-    assert "<td>class_0</td>" in text or "<td>" in text
+    from seldbench.registry import get_registry
+
+    names = get_registry().get_dataset("synth-mini").classes[:3]
+    assert all(f"<tr><td>{n}</td>" in text for n in names)  # the per-class table
+    assert len(re.findall(r"<rect [^>]*fill=", text.split('class="heatmap"')[1])) == 3 * 5
+    assert "ER: the same in every class" in text
     for link in re.findall(r'<a href="([^"]+record\.json)"', text):
         assert (page.parent / link).resolve().is_file(), link
     assert "seldbench rerun" in text and "1111111111" in text and "2222222222" in text

@@ -100,12 +100,15 @@ def test_board_sorts_filters_and_links_to_entries(page, shots):
     seld.click()
     descending = _rows(page, "exploratory")
     assert descending == ascending[::-1] and descending != before
-    values = page.eval_on_selector_all(
-        "#exploratory tbody tr td:nth-child(12)", "cs => cs.map(c => +c.dataset.v)")
-    assert values == sorted(values, reverse=True)
+    values = page.evaluate("""() => {
+        const th = document.querySelector("#exploratory th[data-fig='SELD']");
+        const i = Array.from(th.parentNode.children).indexOf(th);
+        return Array.from(document.querySelectorAll("#exploratory tbody tr"))
+            .map(r => +r.cells[i].dataset.v); }""")
+    assert len(values) == len(before) and values == sorted(values, reverse=True)
     # a filter hides rows; the free-text filter too
     total = len(before)
-    page.select_option("select[data-filter='model']", "crnn@1.0".split("@")[0])
+    page.select_option("select[data-filter='model']", "crnn")
     assert 0 < len(_rows(page, "exploratory")) < total
     page.select_option("select[data-filter='model']", "")
     page.fill("input[data-filter='text']", "h100")
@@ -144,7 +147,7 @@ def test_compare_view_highlights_per_class_differences(page, shots):
     rows = page.locator("#cmp-out tbody tr")
     assert rows.count() == 1 + 13  # overall and 13 classes
     assert page.locator("#cmp-out td.better").count() > 0
-    assert page.locator("#cmp-out td.worse").count() >= 0
+    assert page.locator("#cmp-out td.worse").count() > 0  # e.g. F of domestic sounds
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
     page.select_option("#cmp-b", crnn)
     assert page.locator("#cmp-out td.better").count() == 0
