@@ -109,8 +109,15 @@ def test_the_build_is_byte_stable_and_drops_pages_of_rows_that_left(tmp_path):
     stale = next((tmp_path / "one" / BOARD).glob("B-*.html"))
     for rec in (runs / "B").rglob("record.json"):
         rec.unlink()
+    (tmp_path / "one" / "mine.html").write_text("a user's file")
     build_site(runs, tmp_path / "one")
-    assert not stale.exists()
+    assert not stale.exists() and (tmp_path / "one" / "mine.html").is_file()
+    # a folder holding other things is never written into
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("keep")
+    with pytest.raises(SeldbenchError, match="not empty and not a board site"):
+        build_site(runs, tmp_path / "other")
+    assert [p.name for p in (tmp_path / "other").iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize("text,expected", [

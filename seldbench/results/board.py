@@ -858,8 +858,9 @@ def build_site(runs: str | os.PathLike | Sequence[str | os.PathLike], out: str |
 
     ``canonical``: a ``boards.yaml``; ``grids``: grid files marked ``board: true``. Record
     links and commands name the records relative to the pages and to the working folder.
-    Files of an earlier build that this one does not write are removed, others are
-    overwritten atomically. Returns ``{relative path: bytes}`` of the files written.
+    Files are written atomically; those of an earlier build (listed in its ``.seldbench-board``)
+    that this one does not write are removed. A non-empty ``out`` that is not a board is
+    refused. Returns ``{relative path: bytes}`` of the files written.
     """
     from seldbench.io import atomic_write_text
     from seldbench.results.records import RECORD_NAME, load_record_files
@@ -892,16 +893,35 @@ def build_site(runs: str | os.PathLike | Sequence[str | os.PathLike], out: str |
     for name in ASSETS:
         pages[f"assets/{name}"] = resources.files("seldbench.results").joinpath(
             "board_assets", name).read_text(encoding="utf-8")
-    if out.exists() and not out.is_dir():
-        raise SeldbenchError(f"{out}: exists and is not a folder")
-    for old in sorted(out.rglob("*")) if out.is_dir() else []:
-        # a stale page of a row that no longer exists would keep a dead entry on the site
-        if old.is_file() and old.suffix in (".html", ".css", ".js") and \
-                old.relative_to(out).as_posix() not in pages:
-            old.unlink()
+    previous = _previous_build(out)
+    pages[MANIFEST] = "".join(f"{rel}\n" for rel in sorted(pages))
     for rel, text in pages.items():
         atomic_write_text(out / rel, text)
+    for rel in previous - set(pages):
+        # a page of a row that left would keep a dead entry on the site; only files an
+        # earlier build listed are removed, never anything else in the folder
+        (out / rel).unlink(missing_ok=True)
     return {rel: len(text.encode()) for rel, text in pages.items()}
+
+
+#: the list of files a build wrote (so that the next build removes only its own stale pages)
+MANIFEST = ".seldbench-board"
+
+
+def _previous_build(out: Path) -> set[str]:
+    """The files of an earlier build in ``out``; an empty or new folder has none. A folder
+    holding anything else is refused: the build would mix its pages with the user's files."""
+    if out.exists() and not out.is_dir():
+        raise SeldbenchError(f"{out}: exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return set()
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        raise SeldbenchError(f"{out}: not empty and not a board site (no {MANIFEST}); "
+                             "pass an empty or new folder to --out")
+    listed = {line.strip() for line in manifest.read_text(encoding="utf-8").splitlines()}
+    return {rel for rel in listed if rel and ".." not in Path(rel).parts
+            and not Path(rel).is_absolute()}
 
 
 def _rel(path: Path, base: Path) -> str:
