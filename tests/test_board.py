@@ -139,10 +139,20 @@ def test_a_grid_marked_as_board_names_canonical_entries(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text("name: mini board\nboard: true\nmodels: [B]\nseeds: [0, 1, 2]\n")
     picks = read_grid(grid)
-    assert [(p.model, p.config, p.label) for p in picks] == [("B", "", "mini board")]
+    assert [(p.model, p.config, p.label) for p in picks] == [("B", "", "grid grid.yaml")]
     build_site(_runs(tmp_path), tmp_path / "site", grids=[grid])
     board = (tmp_path / "site" / BOARD / "index.html").read_text()
     assert ">B@1.0<" in board.split('id="exploratory"')[0]
+    # the grid format of `seldbench grid`: entries matched by model and recipe (the entry's, or
+    # its experiment file's output.recipe), or by config hash
+    (tmp_path / "exp.yaml").write_text("output:\n  recipe: gpu\n")
+    grid.write_text("board: true\ndatasets: [synth-mini]\nseeds: [0]\nentries:\n"
+                    "  - {model: A, config: exp.yaml}\n  - {model: C, config: exp.yaml}\n"
+                    "  - {model: B, config: bbbbbbbb, recipe: gpu}\n")
+    build_site(_runs(tmp_path), tmp_path / "site2", grids=[grid])
+    canonical, _ = (tmp_path / "site2" / BOARD / "index.html").read_text() \
+        .split('id="exploratory"')
+    assert ">B@1.0<" in canonical and ">C@1.0<" in canonical and ">A@1.0<" not in canonical
     grid.write_text("board: false\nmodels: [B]\n")
     with pytest.raises(SeldbenchError, match="not a board grid"):
         read_grid(grid)

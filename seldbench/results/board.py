@@ -54,19 +54,21 @@ e = html.escape
 
 @dataclass(frozen=True)
 class Pick:
-    """One canonical entry: rows of ``model`` whose config hash starts with ``config`` (any if
-    empty) on ``device`` (any if empty), in ``dataset`` (any if empty)."""
+    """One canonical entry: rows of ``model`` whose config hash starts with ``config``, on
+    ``device``, with ``recipe``, in ``dataset`` (each: any if empty)."""
 
     model: str
     config: str = ""
     device: str = ""
     dataset: str = ""
+    recipe: str = ""
     label: str = ""
     source: str = ""
 
     def matches(self, dataset: str, row: pd.Series) -> bool:
         return (row["model"] == self.model and row["config_hash"].startswith(self.config)
                 and (not self.device or row["device"] == self.device)
+                and (not self.recipe or row["recipe"] == self.recipe)
                 and (not self.dataset or dataset == self.dataset))
 
 
@@ -106,11 +108,14 @@ def _pick(entry, where: str, **extra) -> Pick:
 
 
 def read_grid(path: str | os.PathLike) -> list[Pick]:
-    """The canonical entries of a grid file marked ``board: true``: its models (``model`` or
-    ``models``) and, where it names them by hash, configurations (``config``/``configs``);
-    ``dataset``/``datasets`` restrict them. Other keys (seeds, resources) are the grid's."""
+    """The canonical entries of a grid file marked ``board: true`` (``seldbench grid``): each
+    of its ``entries`` (``{model, config, recipe}``) in each of its ``datasets``. A row
+    matches an entry by model and recipe (the record's ``output.recipe``: the entry's, else the
+    grid's ``set``, else its experiment file's), and by config hash where ``config`` is one.
+    Other keys (seeds, resources) are the grid's own."""
     from seldbench.config import load_yaml
 
+    path = Path(path)
     data, lines = load_yaml(path)
     if data.get("board") is not True:
         raise SeldbenchError(f"{path}: not a board grid (no 'board: true'); only grids marked "
@@ -119,23 +124,45 @@ def read_grid(path: str | os.PathLike) -> list[Pick]:
     def listed(*keys) -> list:
         for key in keys:
             if key in data:
-                value = data[key]
-                return value if isinstance(value, list) else [value]
+                return data[key] if isinstance(data[key], list) else [data[key]]
         return []
 
-    models = listed("models", "model")
-    if not models or not all(isinstance(m, str) for m in models):
-        raise SeldbenchError(f"{path}:{lines.get('models', lines.get('model', '?'))}: a board "
-                             "grid must name its models ('models: [name, ...]')")
-    configs = [str(c) for c in listed("configs", "config")] or [""]
-    for c in configs:
-        if c and not re.fullmatch(r"[0-9a-f]{6,64}", c):
-            raise SeldbenchError(f"{path}:{lines.get('configs', lines.get('config', '?'))}: "
-                                 f"config '{c}' is not a config hash (6+ hex digits)")
+    entries = data.get("entries")
+    if entries is None:  # a grid that names models only
+        entries = [{"model": m} for m in listed("models", "model")]
+    where = f"{path}:{lines.get('entries', '?')}"
+    if not isinstance(entries, list) or not entries:
+        raise SeldbenchError(f"{where}: a board grid lists its entries "
+                             "('entries: [{model, config, recipe}, ...]')")
+    shared = [str(s).split("=", 1)[1] for s in listed("set")
+              if str(s).startswith("output.recipe=")]
     datasets = [str(d) for d in listed("datasets", "dataset")] or [""]
-    label = str(data.get("name", Path(path).stem))
-    return [Pick(m, c, dataset=d, label=label, source=str(path))
-            for d in datasets for m in models for c in configs]
+    picks = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
+            raise SeldbenchError(f"{where}: entries[{i}] must be a mapping with 'model'")
+        config = str(entry.get("config") or "")
+        recipe = entry.get("recipe") or (shared[-1] if shared else None)
+        if config and not re.fullmatch(r"[0-9a-f]{6,64}", config):
+            recipe = recipe or _experiment_recipe(path.parent / config, f"{where}: entries[{i}]")
+            config = ""  # an experiment file: its rows are known by their recipe
+        picks += [Pick(entry["model"], config, dataset=d, recipe=str(recipe or ""),
+                       label=f"grid {path.name}", source=str(path)) for d in datasets]
+    return picks
+
+
+def _experiment_recipe(file: Path, where: str) -> str | None:
+    """The ``output.recipe`` an experiment file (and the files it builds on) sets, if any."""
+    from seldbench.config import experiment_layers
+
+    if not file.is_file():
+        raise SeldbenchError(f"{where}: config file {file} not found")
+    recipe = None
+    for _, layer, _ in experiment_layers(file):
+        out = layer.get("output")
+        if isinstance(out, dict) and out.get("recipe"):
+            recipe = str(out["recipe"])
+    return recipe
 
 
 # ----------------------------------------------------------------------------- model
