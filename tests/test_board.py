@@ -192,6 +192,9 @@ def test_committed_site_is_what_the_committed_records_give(monkeypatch):
     # the chosen designs, and only those, are canonical
     assert sorted(re.findall(r"<code>([0-9a-f]{8})</code>", canonical)) == \
         ["02840945", "0bee294a", "8aefc4be"]
+    # the five CRATI rows of one recipe that differ only by hash say what sets them apart
+    same = re.findall(r'1 thread<span class="differs">([^<]+)</span>', board)
+    assert len(same) == 5 and len(set(same)) == 5 and all("class_queries=" in d for d in same)
 
 
 def test_the_run_command_of_each_committed_entry_resolves_to_its_config_hash():

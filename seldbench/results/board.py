@@ -178,6 +178,7 @@ class Entry:
     canonical: str | None = None  # the pick's label ("" when unlabelled), None: exploratory
     classwise: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     # figure -> class name -> (mean, std)
+    differs: str = ""  # the config keys that set it apart from rows of the same recipe
 
     @property
     def name(self) -> str:
@@ -232,12 +233,33 @@ def build_boards(found: Sequence[tuple[Path, dict]], picks: Sequence[Pick] = (),
             entries.append(Entry(_entry_id(row), row, runs,
                                  None if hit is None else (hit.label or "")))
         classes = _add_classwise(table, mine, entries, registry)
+        _add_differences(entries, registry)
         try:
             version = registry.get_metric_suite(table.suite).version
         except SeldbenchError:
             version = ""
         boards.append(Board(_slug("-".join(key)), table, entries, version, classes))
     return boards
+
+
+def _add_differences(entries: list[Entry], registry) -> None:
+    """Rows of one model, recipe and device that differ only by config hash read the same on
+    the board: name the config keys whose values set each apart (as ``compare --ablation``)."""
+    from seldbench.results.leaderboard import _config_flats, _config_value, _short_names, \
+        _varying_keys
+
+    groups: dict[tuple, list[Entry]] = {}
+    for en in entries:
+        groups.setdefault((en.row["model"], en.row["recipe"], en.row["device"]), []).append(en)
+    for group in groups.values():
+        if len({en.row["config_hash"] for en in group}) < 2:
+            continue
+        flats = _config_flats([en.runs[0][1] for en in group if en.runs], registry)
+        keys = _varying_keys(list(flats.values()))
+        for en in group:
+            flat = flats.get(en.row["config_hash"], {})
+            en.differs = "; ".join(f"{short}={_config_value(flat.get(k, 'absent'))}"
+                                   for short, k in zip(_short_names(keys), keys))
 
 
 def _add_classwise(table: Table, found, entries: list[Entry], registry) -> list[str]:
@@ -393,7 +415,9 @@ def _board_table(board: Board, entries: list[Entry], tid: str, depth_link: str) 
         out += [f'<td data-v="{pos}">{pos}</td>',
                 f'<td><a class="entry" href="{depth_link}{en.id}.html">{e(en.name)}</a>'
                 f'{label}</td>',
-                f'<td class="recipe">{e(r["recipe"])}</td>', f'<td class="text">{e(r["device"])}</td>',
+                f'<td class="recipe">{e(r["recipe"])}'
+                + (f'<span class="differs">{e(en.differs)}</span>' if en.differs else "")
+                + "</td>", f'<td class="text">{e(r["device"])}</td>',
                 f'<td class="text"><code>{e(r["config_hash"][:8])}</code></td>',
                 f'<td data-v="{r["seeds"]}">{seeds}</td>',
                 f'<td data-v="{_v(r["params"])}">{e(_params(r["params"]))}</td>']
