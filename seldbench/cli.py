@@ -326,6 +326,36 @@ def compare(runs_dirs, dataset, suite, split, models, configs, ablation, classwi
         click.echo(text, nl=False)
 
 
+# ---------------------------------------------------------------- board
+
+
+@main.group(cls=_SubGroup)
+def board() -> None:
+    """The leaderboard as a static web site."""
+
+
+@board.command("build")
+@click.option("--runs", "runs_dirs", multiple=True, default=("runs",), show_default=True,
+              type=click.Path(), help="Folder searched recursively for record.json (repeatable).")
+@click.option("--canonical", type=click.Path(dir_okay=False), default=None,
+              help="boards.yaml naming the canonical entries (default: "
+                   "leaderboards/boards.yaml when it exists).")
+@click.option("--grid", "grids", multiple=True, type=click.Path(dir_okay=False),
+              help="Grid file marked `board: true`: its models/configs are canonical "
+                   "(repeatable).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder to write the site to (index.html and one folder per board).")
+def board_build(runs_dirs, canonical, grids, out) -> None:
+    """Build the static leaderboard site from run records (opens from file://, no network)."""
+    from seldbench.results.board import build_site
+
+    if canonical is None and os.path.isfile(os.path.join("leaderboards", "boards.yaml")):
+        canonical = os.path.join("leaderboards", "boards.yaml")
+    sizes = build_site(runs_dirs, out, canonical, grids)
+    pages = sum(1 for k in sizes if k.endswith(".html"))
+    click.echo(f"{out}: {pages} pages, {sum(sizes.values()) / 1024:.0f} KiB", err=True)
+
+
 # ---------------------------------------------------------------- data (datasets, synthetic set)
 
 

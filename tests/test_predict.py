@@ -200,3 +200,20 @@ def test_plot_unknown_clip_and_suite_list_what_there_is(trained_run, test_clips,
     r = _invoke("plot", "--run", trained_run, "--suite", "dcase2024", "--out", tmp_path / "x.png")
     _one_error_line(r, "no predictions for suite 'dcase2024' (this run has: dcase2023)")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_board_draws_one_clip_of_a_run_that_kept_its_predictions(trained_run, tmp_path):
+    """The board's entry page shows reference against prediction for a run folder with
+    predictions/, and says plainly when a folder holds a record only."""
+    from seldbench.results.board import build_site
+
+    full = tmp_path / "runs" / "full"
+    shutil.copytree(trained_run, full, ignore=shutil.ignore_patterns("*.pt"))
+    build_site(tmp_path / "runs", tmp_path / "site")
+    page = next((tmp_path / "site").glob("*/crnn-*.html")).read_text()
+    assert page.count('<svg class="tracks"') == 1 and "reference: " in page
+    assert "prediction: " in page and "<circle" in page
+    shutil.rmtree(full / "predictions")
+    build_site(tmp_path / "runs", tmp_path / "site")
+    page = next((tmp_path / "site").glob("*/crnn-*.html")).read_text()
+    assert '<svg class="tracks"' not in page and "hold a run record only" in page

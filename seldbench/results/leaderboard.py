@@ -132,6 +132,14 @@ def build_tables(records: Sequence[dict], dataset: str | None = None, suite: str
     return tables
 
 
+def row_key(rec: dict, suite: str) -> tuple:
+    """The values of :data:`ROW_KEY` of a record scored by ``suite``: the table row its runs
+    pool into (``tuple(row[k] for k in ROW_KEY)`` of that row)."""
+    options = rec["results"][suite]["options"]
+    return (rec["model"]["name"], rec["model"]["version"], rec["config_hash"], rec["recipe"],
+            rec["device"]["type"], json.dumps(options, sort_keys=True) if options else "")
+
+
 def _classwise_record(rec: dict, suite: str, fig: str, registry, where: str) -> dict:
     """``rec`` with ``suite``'s figures replaced by the ranking figure, the overall ``fig`` and
     ``fig[class]`` per class (intervals alike)."""
@@ -220,11 +228,7 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str],
     long = []
     for rec in recs:
         res = rec["results"][suite]
-        row = {"model": rec["model"]["name"],
-               "model_version": rec["model"]["version"], "config_hash": rec["config_hash"],
-               "recipe": rec["recipe"], "device": rec["device"]["type"],
-               "options": json.dumps(res["options"], sort_keys=True) if res["options"] else "",
-               "seed": rec["seed"], "params": rec["model"]["params"], "run_id": rec["run_id"],
+        row = {**dict(zip(ROW_KEY, row_key(rec, suite))), "seed": rec["seed"], "params": rec["model"]["params"], "run_id": rec["run_id"],
                "checkpoint": rec["checkpoint"]["sha256"], **_identity(rec)}
         for fig in figures:
             row[fig] = _num(res["figures"].get(fig))

@@ -306,6 +306,11 @@ def read_run_info(run_dir: str | os.PathLike) -> tuple[Path, dict, dict]:
     for name in RUN_FILES[:2]:
         file = path / name
         if not file.is_file():
+            if name == "config.json" and (path / "record.json").is_file():
+                # a leaderboard copy keeps record.json alone: not an unfinished run
+                raise SeldbenchError(f"{path}: holds a run record only (no config.json, "
+                                     "best.pt or predictions/); plot and predict need the "
+                                     "whole run folder the run wrote")
             raise SeldbenchError(f"{file}: missing from the run folder (unfinished run?)")
         try:
             doc = json.loads(file.read_text(encoding="utf-8"))
@@ -341,6 +346,12 @@ def load_records(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list
     for ``record.json``), in path order. A missing path, invalid JSON or a record that breaks
     the schema raises :class:`SeldbenchError` ``<file>: <problem>``; no records is not an
     error here (an empty list)."""
+    return [rec for _, rec in load_record_files(paths)]
+
+
+def load_record_files(paths: str | os.PathLike | Iterable[str | os.PathLike]
+                      ) -> list[tuple[Path, dict]]:
+    """:func:`load_records` with the file each record was read from."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     found: list[Path] = []
@@ -364,7 +375,7 @@ def load_records(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list
                                  "an unfinished run writes no record, so this file was "
                                  "edited or damaged") from None
         validate_record(rec, path)
-        records.append(rec)
+        records.append((path, rec))
     return records
 
 
