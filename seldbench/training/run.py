@@ -235,16 +235,17 @@ def _run(reg, plan: RunPlan, clips: dict, identity: dict, run_dir: Path, progres
         atomic_write_json(run_dir / "config.json", plan.cfg)
         atomic_write_json(run_dir / "data.json", identity)  # what data_folder() compares
     built = assemble(plan, device)  # a bad model key fails here, before minutes of features
+    init = _init_weights(plan, built, log if dist.rank0 else (lambda m: None))
     loss = make_loss(plan, built)
-    data = _load_data(reg, plan, built, clips, run_dir, device, dist)
+    data, norm = _load_data(reg, plan, built, clips, run_dir, device, dist)
     trainer = _train(plan, built, loss, clips, data, run_dir, device, on_step, progress, log,
-                     dist)
+                     dist, norm)
     if not dist.rank0:
         return {}
     results = _test(reg, plan, built, trainer, clips, data, run_dir, device)
     record = run_record(plan, run_dir, built.model, reg.plugin_of("model", plan.model.name),
                         clips, trainer, results, prov, device, dist.world,
-                        time.perf_counter() - t_start, identity)
+                        time.perf_counter() - t_start, identity, init)
     write_record(run_dir, record)
     return record
 
@@ -263,6 +264,26 @@ def _set_up(plan: RunPlan, dist: _Dist):
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     return device
+
+
+def _init_weights(plan: RunPlan, built, log) -> dict | None:
+    """``train.init_from`` weights loaded and ``train.freeze`` applied, before the optimiser
+    is made; what the record keeps of it (None when neither is set)."""
+    from seldbench.training.finetune import InitSource, classes_of_run, freeze, load_init
+
+    train = plan.cfg["train"]
+    out = {}
+    if train["init_from"] is not None:  # resolve_init filled in its SHA-256, checked on load
+        path = Path(train["init_from"])
+        source = InitSource(path, train["init_sha256"], classes_of_run(path.parent))
+        fresh = load_init(built.model, source, len(plan.dataset.classes))
+        out = {"from": str(path), "sha256": source.sha256, "reinitialised": fresh}
+        log(f"weights from {path}" + (f"; re-initialised (the class count differs): "
+                                      f"{', '.join(fresh)}" if fresh else ""))
+    if train["freeze"]:
+        out["frozen"] = list(train["freeze"])
+        out["frozen_values"] = freeze(built.model, train["freeze"])
+    return out or None
 
 
 def _rank0_first(dist: _Dist, work: Callable[[], object]):
@@ -298,14 +319,16 @@ def _load_data(reg, plan: RunPlan, built, clips: dict, run_dir: Path, device, di
                                        data[s].label_frames, training=s == "train",
                                        cache_dir=plan.cache_dir, device=device)
         _rank0_first(dist, side)
-    return data
+    return data, norm
 
 
 def _train(plan: RunPlan, built, loss, clips, data, run_dir: Path, device, on_step, progress,
-           log, dist: _Dist):
-    """Train on the train split, selecting the best epoch on val with the first suite."""
+           log, dist: _Dist, norm):
+    """Train on the train split (``train.augment`` applied to its batches only), selecting the
+    best epoch on val with the first suite."""
     import torch
 
+    from seldbench.training.augment import build_augmenter
     from seldbench.training.data import ChunkDataset, collate_batch
     from seldbench.training.trainer import Trainer
 
@@ -321,6 +344,11 @@ def _train(plan: RunPlan, built, loss, clips, data, run_dir: Path, device, on_st
         shuffle=sampler is None, sampler=sampler, generator=gen if sampler is None else None,
         collate_fn=collate_batch, num_workers=workers, persistent_workers=workers > 0,
         pin_memory=device.type == "cuda")
+    augment = build_augmenter(plan.cfg["train"]["augment"], feature=plan.feature.name,
+                              mean=norm.mean, std=norm.std, output=built.output,
+                              num_classes=len(plan.dataset.classes),
+                              has_side_inputs=plan.model.side_inputs is not None,
+                              seed=plan.seed, rank=dist.rank)
     sel = plan.selection
     scorer = sel.build(len(plan.dataset.classes))
     val = data["val"]
@@ -338,7 +366,7 @@ def _train(plan: RunPlan, built, loss, clips, data, run_dir: Path, device, on_st
 
     trainer = Trainer(built.model, loss, loader, validate, sel.higher_is_better, run_dir,
                       plan.train, device, plan.seed, plan.chunk_frames * 0.1, on_step,
-                      progress, distributed=dist.world > 1)
+                      progress, distributed=dist.world > 1, augment=augment)
     if trainer.resume() and dist.rank0:
         log(f"{run_dir}: resuming after epoch {trainer.start_epoch - 1}")
     trainer.fit()
