@@ -242,6 +242,10 @@ def test_normalised_domain_transform_is_the_raw_transform_between_normalisations
     for b in range(16):
         want = (maps[pick[b]].apply_raw(raw[b:b + 1]) - mean[:, None]) / std[:, None]
         assert torch.allclose(out[b:b + 1], want, atol=1e-4)
+    # frames that are zero in every channel and bin (a short clip's padding) stay zero
+    x[:, :, 5:9] = 0.0
+    out, _ = step(x, torch.zeros(16, 2, 6, 4, 13), torch.Generator().manual_seed(0))
+    assert torch.all(out[:, :, 5:9] == 0) and not torch.any(out[:, :, :5] == 0)
 
 
 def test_same_seed_same_batches_and_a_restored_state_continues_the_stream():

@@ -68,23 +68,28 @@ def test_run_writes_a_complete_record(synth_env):
     assert rec2["dataset"]["clips"]["test"] == rec["dataset"]["clips"]["test"] - 1 == 2
 
 
-def test_killed_run_resumes_to_the_same_result(synth_env):
-    full = _run(synth_env, "runs_full")
+class Killed(Exception):
+    pass
 
-    class Killed(Exception):
-        pass
 
-    def kill(epoch, step):
-        if epoch == 2 and step == 1:
-            raise Killed
+def _kill(epoch, step):
+    if epoch == 2 and step == 1:
+        raise Killed
 
+
+def _assert_kill_and_resume_match(tmp, tag, full, overrides=()):
+    """A run killed in epoch 2 and run again ends exactly as the uninterrupted ``full``."""
     with pytest.raises(Killed):
-        _run(synth_env, "runs_killed", on_step=kill)
-    resumed = _run(synth_env, "runs_killed")
+        _run(tmp, tag, overrides, on_step=_kill)
+    resumed = _run(tmp, tag, overrides)
     assert resumed["checkpoint"]["sha256"] == full["checkpoint"]["sha256"]
     assert resumed["results"] == full["results"]
     assert [e["loss"] for e in resumed["train"]["history"]] == \
         [e["loss"] for e in full["train"]["history"]]
+
+
+def test_killed_run_resumes_to_the_same_result(synth_env):
+    _assert_kill_and_resume_match(synth_env, "runs_killed", _run(synth_env, "runs_full"))
 
 
 def test_two_runs_at_once_get_separate_folders(synth_env):
@@ -274,20 +279,7 @@ def test_augmented_run_resumes_to_the_same_result_and_augments_only_training_bat
     # test clips never pass through the augmenter
     assert len(sets) == 1 and sum(seen) == 2 * len(sets[0]) > 0
     assert full["checkpoint"]["sha256"] != plain["checkpoint"]["sha256"]
-
-    class Killed(Exception):
-        pass
-
-    def kill(epoch, step):
-        if epoch == 2 and step == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        _run(synth_env, "runs_aug_killed", overrides=[AUGMENT], on_step=kill)
-    resumed = _run(synth_env, "runs_aug_killed", overrides=[AUGMENT])
-    assert resumed["checkpoint"]["sha256"] == full["checkpoint"]["sha256"]
-    assert [e["loss"] for e in resumed["train"]["history"]] == \
-        [e["loss"] for e in full["train"]["history"]]
+    _assert_kill_and_resume_match(synth_env, "runs_aug_killed", full, [AUGMENT])
 
 
 def test_init_from_a_run_with_freeze_and_tensorboard(synth_env):
@@ -317,7 +309,12 @@ def test_init_from_a_run_with_freeze_and_tensorboard(synth_env):
     frozen = [k for k in before if k.startswith("conv.") and k.endswith((".weight", ".bias"))]
     assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
     assert not torch.equal(before["head.weight"], after["head.weight"])
-    assert list((rec_path.parent / "tensorboard").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(rec_path.parent / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/lr", "val/SELD", "val/F"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("train/loss")] == [1]
     # a checkpoint of another model is one clear error, before any training
     r = CliRunner().invoke(main, ["run", "--model", "einv2", "--dataset", "synth-mini",
                                   "--init-from", str(src_dir / "best.pt"), "--out",

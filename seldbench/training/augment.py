@@ -221,7 +221,9 @@ class _Spatial:
         pick = torch.randint(len(self.flat), (B,), generator=gen)
         keep = torch.rand(B, generator=gen) >= self.p
         pick[keep] = 0
+        pad = (x == 0).all(dim=1, keepdim=True).all(dim=3, keepdim=True)  # (B, 1, T, 1)
         x = _gather(x, self.flat[pick]) * self.a[pick][:, :, None, :] + self.b[pick][:, :, None, :]
+        x = x.masked_fill(pad, 0.0)  # a clip's zero padding (or a masked frame) stays zero
         y = rotate_targets(y, self.matrices[pick], self.output, self.num_classes)
         return x.contiguous(), y
 
@@ -338,30 +340,41 @@ def augment_seed(seed: int, rank: int = 0) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
+def check_augment(entries: Sequence[Mapping], feature: str, channels: int, bins: int,
+                  has_side_inputs: bool) -> None:
+    """Refuse, before any data is read, what ``train.augment`` cannot do for this feature set
+    (``channels`` x ``bins``) and model."""
+    for entry in entries:
+        name = entry["name"]
+        if name in ("channel_swap", "mixup") and has_side_inputs:
+            raise SeldbenchError(f"train.augment {name}: the model reads side inputs (video, "
+                                 f"text) that {name} would not change with the audio")
+        if name == "channel_swap":
+            want = spatial_maps(feature, bins)[0].src.shape[0]
+            if want != channels:
+                raise SeldbenchError(f"train.augment channel_swap: feature '{feature}' has "
+                                     f"{channels} channels, the transform expects {want}")
+
+
 def build_augmenter(entries: Sequence[Mapping], *, feature: str, mean: np.ndarray,
                     std: np.ndarray, output: str, num_classes: int, has_side_inputs: bool,
                     seed: int, rank: int = 0) -> Augmenter | None:
-    """The augmenter of ``train.augment`` (entries checked by the config's rules), or None when
-    the list is empty. ``mean``/``std``: the train-split normaliser's ``(channels, bins)``."""
+    """The augmenter of ``train.augment`` (entries checked by the config's rules and
+    :func:`check_augment`), or None when the list is empty. ``mean``/``std``: the train-split
+    normaliser's ``(channels, bins)``."""
     if not entries:
         return None
+    check_augment(entries, feature, *mean.shape, has_side_inputs)
     steps = []
     for entry in entries:
         name = entry["name"]
         params = {k: entry.get(k, default) for k, (_, default) in AUGMENTATIONS[name].items()}
-        if name in ("channel_swap", "mixup") and has_side_inputs:
-            raise SeldbenchError(f"train.augment {name}: the model reads side inputs (video, "
-                                 f"text) that {name} would not change with the audio")
         if name == "mixup":
             steps.append(_Mixup(params["p"], params["lam_min"], output, num_classes))
         elif name == "channel_swap":
-            maps = spatial_maps(feature, mean.shape[1])
-            if maps[0].src.shape[0] != mean.shape[0]:
-                raise SeldbenchError(f"train.augment channel_swap: feature '{feature}' has "
-                                     f"{mean.shape[0]} channels, the transform expects "
-                                     f"{maps[0].src.shape[0]}")
-            steps.append(_Spatial(params["p"], maps, np.asarray(mean, np.float64),
-                                  np.asarray(std, np.float64), output, num_classes))
+            steps.append(_Spatial(params["p"], spatial_maps(feature, mean.shape[1]),
+                                  np.asarray(mean, np.float64), np.asarray(std, np.float64),
+                                  output, num_classes))
         else:
             steps.append(_SpecMask(**params))
     return Augmenter(steps, augment_seed(seed, rank))

@@ -224,6 +224,7 @@ def _run(reg, plan: RunPlan, clips: dict, identity: dict, run_dir: Path, progres
     """The stages of a run: set up, build the model (before any data is read), data, train,
     test, record."""
     from seldbench.results.records import provenance, run_record, write_record
+    from seldbench.training.augment import check_augment
     from seldbench.training.plan import assemble, make_loss
 
     t_start = time.perf_counter()
@@ -235,6 +236,8 @@ def _run(reg, plan: RunPlan, clips: dict, identity: dict, run_dir: Path, progres
         atomic_write_json(run_dir / "config.json", plan.cfg)
         atomic_write_json(run_dir / "data.json", identity)  # what data_folder() compares
     built = assemble(plan, device)  # a bad model key fails here, before minutes of features
+    check_augment(plan.cfg["train"]["augment"], plan.feature.name, plan.feature.channels,
+                  plan.feature.bins, plan.model.side_inputs is not None)
     init = _init_weights(plan, built, log if dist.rank0 else (lambda m: None))
     loss = make_loss(plan, built)
     data, norm = _load_data(reg, plan, built, clips, run_dir, device, dist)
