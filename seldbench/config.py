@@ -352,6 +352,7 @@ VALUE_RULES: dict[str, Rule] = {
     "train.device": _matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, mps, cuda or cuda:N"),
     "train.amp": _flag,
     "train.deterministic": _flag,
+    "train.max_clips": lambda v: None if v is None else _integer(1)(v),
     "train.augment": _augment_list,
     "train.init_from": _text(optional=True),
     "train.init_sha256": _sha256_hex,
@@ -448,7 +449,7 @@ def cache_dir_of(cfg: dict) -> Path:
 #: Core keys added after runs were recorded, with the value that keeps a run as it was before
 #: them: at that value they are left out of the config hash (as a model's ``neutral_keys``).
 CORE_NEUTRAL_KEYS: dict[str, Any] = {"train.augment": [], "train.freeze": [],
-                                     "train.init_sha256": None}
+                                     "train.init_sha256": None, "train.max_clips": None}
 #: ``train`` keys never hashed: how work is spread, where a file is, what is logged.
 _UNHASHED_TRAIN = ("num_workers", "threads", "init_from", "tensorboard")
 

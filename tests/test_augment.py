@@ -304,12 +304,14 @@ def test_new_train_keys_at_their_neutral_values_leave_the_config_hash_alone():
 
     cfg = resolve()
     before = {k: v for k, v in cfg["train"].items()
-              if k not in ("augment", "init_from", "init_sha256", "freeze", "tensorboard")}
+              if k not in ("augment", "init_from", "init_sha256", "freeze", "tensorboard",
+                           "max_clips")}
     old = dict(cfg, train=before)  # a config from before these keys existed
     assert config_hash(cfg) == config_hash(old)
     assert "augment" not in hashed_config(cfg)["train"]
     assert config_hash(resolve(overrides=["train.tensorboard=true"])) == config_hash(cfg)
     for change in ("train.augment=[{name: channel_swap}]", "train.freeze=[encoder.]",
+                   "train.max_clips=10",
                    f"train.init_sha256={'a' * 64}"):
         assert config_hash(resolve(overrides=[change])) != config_hash(cfg), change
     # a checkpoint counts by its hash, not by where it lies
@@ -399,3 +401,16 @@ def test_init_from_a_run_folder_checks_its_record_and_fills_in_the_hash(tmp_path
     (run / "record.json").write_text(json.dumps({"checkpoint": {"sha256": "1" * 64}}))
     with pytest.raises(SeldbenchError, match="SHA-256"):
         resolve_init(resolve(overrides=[f"train.init_from={run}"]))
+
+
+def test_a_train_slice_is_spread_over_the_split_and_the_same_for_every_seed():
+    from types import SimpleNamespace
+
+    from seldbench.training.run import train_slice
+
+    clips = [SimpleNamespace(stem=f"fold3_room{r}_mix{m:03d}") for m in range(5) for r in (1, 2)]
+    picked = [c.stem for c in train_slice(clips, 4)]
+    assert picked == ["fold3_room1_mix000", "fold3_room1_mix003", "fold3_room2_mix001",
+                      "fold3_room2_mix004"]
+    assert train_slice(clips, None) is clips and train_slice(clips, 50) is clips
+    assert len(train_slice(clips, 1)) == 1 and len(train_slice(clips, 9)) == 9

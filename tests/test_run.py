@@ -293,7 +293,7 @@ def test_init_from_a_run_with_freeze_and_tensorboard(synth_env):
     args = ["run", "--model", "crnn", "--dataset", "synth-mini", "--quiet", "--out",
             str(synth_env / "runs_ft"), "--init-from", str(src_dir)]
     for s in [*TINY, f"features.cache_dir={synth_env / 'cache'}", "train.freeze=[conv.]",
-              "train.tensorboard=true", "train.epochs=1"]:
+              "train.tensorboard=true", "train.epochs=1", "train.max_clips=1"]:
         args += ["--set", s]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output + r.stderr
@@ -303,6 +303,8 @@ def test_init_from_a_run_with_freeze_and_tensorboard(synth_env):
     assert rec["config"]["train"]["init_sha256"] == source["checkpoint"]["sha256"]
     assert rec["init"]["reinitialised"] == [] and rec["init"]["frozen"] == ["conv."]
     assert rec["config_hash"] != source["config_hash"]
+    # fine-tuned on a slice of the train split (what the data hash says it saw)
+    assert rec["dataset"]["clips"]["train"] == 1 < source["dataset"]["clips"]["train"]
     before = torch.load(src_dir / "best.pt", weights_only=True)["model"]
     after = torch.load(rec_path.parent / "best.pt", weights_only=True)["model"]
     # frozen parameters are as the source left them (batch-norm statistics still adapt)

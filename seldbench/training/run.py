@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+import numpy as np
+
 from seldbench.data.roots import resolve_root
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_write_json, ensure_dir
@@ -158,6 +160,7 @@ def _list_clips(plan: RunPlan, dist, log) -> dict:
         if not clips[s]:
             raise SeldbenchError(f"dataset '{plan.dataset.name}' at {root}: split '{s}' has "
                                  f"no clips")
+    clips["train"] = train_slice(clips["train"], plan.cfg["train"]["max_clips"])
     if plan.model.needs_video and plan.dataset.has_video and dist.rank0:
         for s in plan.splits:
             missing = sum(c.video is None for c in clips[s])
@@ -168,6 +171,16 @@ def _list_clips(plan: RunPlan, dist, log) -> dict:
                     f"{len(clips[s])} {s} clips of {root} have none{whole}; they get zeros "
                     f"and mask 0")
     return clips
+
+
+def train_slice(clips: list, max_clips: int | None) -> list:
+    """``train.max_clips`` clips of the train split, spread evenly over it in name order (so
+    over its rooms), the same for every seed; all of them when None or more than there are."""
+    if max_clips is None or max_clips >= len(clips):
+        return clips
+    ordered = sorted(clips, key=lambda c: c.stem)
+    picks = np.unique(np.round(np.linspace(0, len(ordered) - 1, int(max_clips))).astype(int))
+    return [ordered[i] for i in picks]
 
 
 @dataclass
