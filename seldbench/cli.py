@@ -176,8 +176,11 @@ def _experiment_options(command):
               help="Dataset folder (config key dataset.root; not part of the run's identity).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Runs folder (config key output.runs_dir).")
+@click.option("--init-from", "init_from", type=click.Path(), default=None, metavar="RUN_DIR|CKPT",
+              help="Start from a trained run's weights (config key train.init_from).")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
-def run_cmd(model, dataset, config_file, overrides, seed, epochs, root, out, quiet) -> None:
+def run_cmd(model, dataset, config_file, overrides, seed, epochs, root, out, init_from,
+            quiet) -> None:
     """Train MODEL on DATASET, predict and score the test split, write a run record.
 
     Re-running the same command resumes an interrupted run.
@@ -185,7 +188,8 @@ def run_cmd(model, dataset, config_file, overrides, seed, epochs, root, out, qui
     from seldbench.training.run import run
 
     overrides = list(overrides) + ([f"train.epochs={epochs}"] if epochs else []) + \
-        ([f"dataset.root={root}"] if root else [])
+        ([f"dataset.root={root}"] if root else []) + \
+        ([f"train.init_from={init_from}"] if init_from else [])
     record = run(model, dataset, config_file, overrides, seed, out, progress=not quiet,
                  log=_log)
     if record:  # under torchrun only rank 0 has the record

@@ -288,6 +288,46 @@ def _list_of(item: Rule, want: str, optional: bool = False) -> Rule:
         (isinstance(v, list) and all(item(x) is None for x in v)) else f"must be {want}"
 
 
+#: ``train.augment`` entries: name -> {parameter: (rule, default)}. Counts and widths of
+#: ``spec_mask`` are in feature frames and feature bins (README: Training recipes).
+AUGMENTATIONS: dict[str, dict[str, tuple[Rule, Any]]] = {
+    "channel_swap": {"p": (_number(ge=0, le=1), 1.0)},
+    "spec_mask": {"time_masks": (_integer(0), 2), "time_width": (_integer(1), 20),
+                  "freq_masks": (_integer(0), 2), "freq_width": (_integer(1), 8)},
+    "mixup": {"p": (_number(ge=0, le=1), 0.5), "lam_min": (_number(ge=0, le=0.5), 0.3)},
+}
+
+
+def _augment_list(v: Any) -> str | None:
+    """``train.augment``: a list of ``{name: ..., parameter: value}`` mappings."""
+    if not isinstance(v, list):
+        return "must be a list of {name: ...} mappings, e.g. [{name: channel_swap}]"
+    for i, item in enumerate(v, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            return f"must be a list of {{name: ...}} mappings; entry {i} is {item!r}"
+        params = AUGMENTATIONS.get(item["name"])
+        if params is None:
+            close = difflib.get_close_matches(item["name"], AUGMENTATIONS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            return (f"entry {i}: unknown augmentation '{item['name']}'{hint}; known: "
+                    f"{', '.join(AUGMENTATIONS)}")
+        for key, value in item.items():
+            if key == "name":
+                continue
+            if key not in params:
+                return (f"entry {i} ({item['name']}): unknown parameter '{key}'; known: "
+                        f"{', '.join(params)}")
+            problem = params[key][0](value)
+            if problem is not None:
+                return f"entry {i} ({item['name']}): {key} {problem}"
+    return None
+
+
+def _sha256_hex(v: Any) -> str | None:
+    return None if v is None or (isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)) \
+        else "must be null or a SHA-256 in hex (64 characters 0-9a-f)"
+
+
 #: Every key of ``configs/defaults.yaml`` outside the plugins' ``model`` section, with what
 #: its value must be. The ``dataset`` and ``model`` sections' other keys are the plugins' to
 #: check (their builders do).
@@ -312,6 +352,12 @@ VALUE_RULES: dict[str, Rule] = {
     "train.device": _matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, mps, cuda or cuda:N"),
     "train.amp": _flag,
     "train.deterministic": _flag,
+    "train.max_clips": lambda v: None if v is None else _integer(1)(v),
+    "train.augment": _augment_list,
+    "train.init_from": _text(optional=True),
+    "train.init_sha256": _sha256_hex,
+    "train.freeze": _list_of(_text(), "a list of parameter name prefixes, e.g. [encoder.]"),
+    "train.tensorboard": _flag,
     "eval.suites": _list_of(_text(), "null or a list of metric suite names, e.g. [dcase2023]",
                             optional=True),
     "eval.jackknife": _flag,
@@ -400,12 +446,23 @@ def cache_dir_of(cfg: dict) -> Path:
     return Path(cfg["features"]["cache_dir"] or "~/.cache/seldbench/features").expanduser()
 
 
+#: Core keys added after runs were recorded, with the value that keeps a run as it was before
+#: them: at that value they are left out of the config hash (as a model's ``neutral_keys``).
+CORE_NEUTRAL_KEYS: dict[str, Any] = {"train.augment": [], "train.freeze": [],
+                                     "train.init_sha256": None, "train.max_clips": None}
+#: ``train`` keys never hashed: how work is spread, where a file is, what is logged.
+_UNHASHED_TRAIN = ("num_workers", "threads", "init_from", "tensorboard")
+
+
 def config_hash(cfg: dict, neutral_keys: Mapping[str, Any] | None = None) -> str:
     """SHA-256 of what defines an experiment: the resolved config without the seed (runs that
     differ only by seed are one configuration), where files go (``output``, ``dataset.root``,
-    ``features.cache_dir``), how work is spread (``train.num_workers``, ``train.threads``) and
-    the model keys that hold their neutral value (``neutral_keys``, the model spec's: keys added
-    later, whose value there keeps the model as it was before them)."""
+    ``features.cache_dir``, ``train.init_from``: the source checkpoint counts by its
+    ``train.init_sha256``), how work is spread (``train.num_workers``, ``train.threads``),
+    logging (``train.tensorboard``), the core keys at their neutral value
+    (:data:`CORE_NEUTRAL_KEYS`) and the model keys that hold their neutral value
+    (``neutral_keys``, the model spec's: keys added later, whose value there keeps the model as
+    it was before them)."""
     import hashlib
     import json
 
@@ -417,7 +474,8 @@ def hashed_config(cfg: dict, neutral_keys: Mapping[str, Any] | None = None) -> d
     """The part of a resolved config that :func:`config_hash` covers."""
     keep = {k: v for k, v in cfg.items() if k not in ("output", "seed")}
     keep["train"] = {k: v for k, v in cfg.get("train", {}).items()
-                     if k not in ("num_workers", "threads")}
+                     if k not in _UNHASHED_TRAIN}
+    keep = _without_neutral(keep, CORE_NEUTRAL_KEYS)
     keep["dataset"] = {k: v for k, v in cfg.get("dataset", {}).items() if k != "root"}
     keep["features"] = {k: v for k, v in cfg.get("features", {}).items() if k != "cache_dir"}
     if neutral_keys and isinstance(cfg.get("model"), dict):

@@ -10,10 +10,11 @@ import pytest
 TINY = ["train.epochs=2", "train.batch_size=4", "train.threads=1", "eval.jackknife=true"]
 
 
-def _run(tmp, tag, **kw):
+def _run(tmp, tag, overrides=(), **kw):
     from seldbench.training.run import run
 
-    return run("crnn", "synth-mini", overrides=[*TINY, f"features.cache_dir={tmp / 'cache'}"],
+    return run("crnn", "synth-mini", overrides=[*TINY, f"features.cache_dir={tmp / 'cache'}",
+                                                *overrides],
                out=str(tmp / tag), progress=False, log=lambda m: None, **kw)
 
 
@@ -67,23 +68,28 @@ def test_run_writes_a_complete_record(synth_env):
     assert rec2["dataset"]["clips"]["test"] == rec["dataset"]["clips"]["test"] - 1 == 2
 
 
-def test_killed_run_resumes_to_the_same_result(synth_env):
-    full = _run(synth_env, "runs_full")
+class Killed(Exception):
+    pass
 
-    class Killed(Exception):
-        pass
 
-    def kill(epoch, step):
-        if epoch == 2 and step == 1:
-            raise Killed
+def _kill(epoch, step):
+    if epoch == 2 and step == 1:
+        raise Killed
 
+
+def _assert_kill_and_resume_match(tmp, tag, full, overrides=()):
+    """A run killed in epoch 2 and run again ends exactly as the uninterrupted ``full``."""
     with pytest.raises(Killed):
-        _run(synth_env, "runs_killed", on_step=kill)
-    resumed = _run(synth_env, "runs_killed")
+        _run(tmp, tag, overrides, on_step=_kill)
+    resumed = _run(tmp, tag, overrides)
     assert resumed["checkpoint"]["sha256"] == full["checkpoint"]["sha256"]
     assert resumed["results"] == full["results"]
     assert [e["loss"] for e in resumed["train"]["history"]] == \
         [e["loss"] for e in full["train"]["history"]]
+
+
+def test_killed_run_resumes_to_the_same_result(synth_env):
+    _assert_kill_and_resume_match(synth_env, "runs_killed", _run(synth_env, "runs_full"))
 
 
 def test_two_runs_at_once_get_separate_folders(synth_env):
@@ -246,3 +252,78 @@ def test_run_takes_the_dataset_folder_from_root(tmp_path):
                                     "--root", str(missing), "--out", str(tmp_path / "runs")])
     assert res.exit_code == 2
     assert f"{missing}: dataset folder of 'starss23' not found (from --root" in res.output
+
+
+AUGMENT = "train.augment=[{name: channel_swap}, {name: spec_mask, time_masks: 1}]"
+
+
+def test_augmented_run_resumes_to_the_same_result_and_augments_only_training_batches(
+        synth_env, monkeypatch):
+    from seldbench.training import augment, data
+
+    plain = _run(synth_env, "runs_plain_aug")
+    seen, sets = [], []
+    call, init = augment.Augmenter.__call__, data.ChunkDataset.__init__
+
+    def spy(self, x, y, side):
+        seen.append(x.shape[0])
+        return call(self, x, y, side)
+
+    def spy_init(self, *a, **kw):
+        init(self, *a, **kw)
+        sets.append(self)
+
+    monkeypatch.setattr(augment.Augmenter, "__call__", spy)
+    monkeypatch.setattr(data.ChunkDataset, "__init__", spy_init)
+    full = _run(synth_env, "runs_aug_full", overrides=[AUGMENT])
+    assert full["config_hash"] != plain["config_hash"]
+    assert full["config"]["train"]["augment"][0] == {"name": "channel_swap"}
+    # every chunk of the training split, once per epoch, and nothing else: validation and
+    # test clips never pass through the augmenter
+    assert len(sets) == 1 and sum(seen) == 2 * len(sets[0]) > 0
+    assert full["checkpoint"]["sha256"] != plain["checkpoint"]["sha256"]
+    _assert_kill_and_resume_match(synth_env, "runs_aug_killed", full, [AUGMENT])
+
+
+def test_init_from_a_run_with_freeze_and_tensorboard(synth_env):
+    import torch
+    from click.testing import CliRunner
+
+    from seldbench.cli import main
+
+    source = _run(synth_env, "runs_src")
+    src_dir = next((synth_env / "runs_src").rglob("record.json")).parent
+    args = ["run", "--model", "crnn", "--dataset", "synth-mini", "--quiet", "--out",
+            str(synth_env / "runs_ft"), "--init-from", str(src_dir)]
+    for s in [*TINY, f"features.cache_dir={synth_env / 'cache'}", "train.freeze=[conv.]",
+              "train.tensorboard=true", "train.epochs=1", "train.max_clips=1"]:
+        args += ["--set", s]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output + r.stderr
+    rec_path = next((synth_env / "runs_ft").rglob("record.json"))
+    rec = json.loads(rec_path.read_text())
+    assert rec["init"]["sha256"] == source["checkpoint"]["sha256"]
+    assert rec["config"]["train"]["init_sha256"] == source["checkpoint"]["sha256"]
+    assert rec["init"]["reinitialised"] == [] and rec["init"]["frozen"] == ["conv."]
+    assert rec["config_hash"] != source["config_hash"]
+    # fine-tuned on a slice of the train split (what the data hash says it saw)
+    assert rec["dataset"]["clips"]["train"] == 1 < source["dataset"]["clips"]["train"]
+    before = torch.load(src_dir / "best.pt", weights_only=True)["model"]
+    after = torch.load(rec_path.parent / "best.pt", weights_only=True)["model"]
+    # frozen parameters are as the source left them (batch-norm statistics still adapt)
+    frozen = [k for k in before if k.startswith("conv.") and k.endswith((".weight", ".bias"))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(rec_path.parent / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/lr", "val/SELD", "val/F"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("train/loss")] == [1]
+    # a checkpoint of another model is one clear error, before any training
+    r = CliRunner().invoke(main, ["run", "--model", "einv2", "--dataset", "synth-mini",
+                                  "--init-from", str(src_dir / "best.pt"), "--out",
+                                  str(synth_env / "runs_bad"),
+                                  "--config", str(Path(__file__).resolve().parent.parent /
+                                                  "configs/experiments/einv2-small.yaml")])
+    assert r.exit_code != 0 and "do not fit this model" in r.stderr

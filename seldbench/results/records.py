@@ -231,10 +231,11 @@ def data_identity(clips: dict, audio_format: str, video: bool) -> dict:
 
 def run_record(plan, run_dir: Path, model, plugin: str, clips: dict, trainer, results: dict,
                prov: dict, device, processes: int, wall_time_s: float,
-               identity: dict | None = None) -> dict:
+               identity: dict | None = None, init: dict | None = None) -> dict:
     """The record of a finished run (schema 1, the module docstring), from its plan
     (:class:`seldbench.training.plan.RunPlan`), built model, clips per split, trainer (history
-    and best checkpoint), test results and provenance taken when it started."""
+    and best checkpoint), test results and provenance taken when it started. ``init``: where
+    the weights came from and what was frozen (``train.init_from``, ``train.freeze``)."""
     import datetime as dt
 
     history = trainer.history
@@ -270,6 +271,7 @@ def run_record(plan, run_dir: Path, model, plugin: str, clips: dict, trainer, re
                               for e in history.epochs]},
         "checkpoint": {"file": trainer.best_path.name,
                        "sha256": file_sha256(trainer.best_path)},
+        **({"init": init} if init else {}),
     }
 
 

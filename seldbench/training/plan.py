@@ -110,6 +110,9 @@ def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
     for s in suites:
         reg.get_metric_suite(s)
     cfg["eval"]["suites"] = list(suites)
+    from seldbench.training.finetune import resolve_init
+
+    resolve_init(cfg, reg)  # train.init_sha256 from the checkpoint: part of the config hash
     return cfg
 
 

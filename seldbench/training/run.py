@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+import numpy as np
+
 from seldbench.data.roots import resolve_root
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_write_json, ensure_dir
@@ -160,6 +162,7 @@ def _list_clips(plan: RunPlan, dist, log) -> dict:
         if not clips[s]:
             raise SeldbenchError(f"dataset '{plan.dataset.name}' at {root}: split '{s}' has "
                                  f"no clips")
+    clips["train"] = train_slice(clips["train"], plan.cfg["train"]["max_clips"])
     if plan.model.needs_video and plan.dataset.has_video and dist.rank0:
         for s in plan.splits:
             missing = sum(c.video is None for c in clips[s])
@@ -170,6 +173,16 @@ def _list_clips(plan: RunPlan, dist, log) -> dict:
                     f"{len(clips[s])} {s} clips of {root} have none{whole}; they get zeros "
                     f"and mask 0")
     return clips
+
+
+def train_slice(clips: list, max_clips: int | None) -> list:
+    """``train.max_clips`` clips of the train split, spread evenly over it in name order (so
+    over its rooms), the same for every seed; all of them when None or more than there are."""
+    if max_clips is None or max_clips >= len(clips):
+        return clips
+    ordered = sorted(clips, key=lambda c: c.stem)
+    picks = np.unique(np.round(np.linspace(0, len(ordered) - 1, int(max_clips))).astype(int))
+    return [ordered[i] for i in picks]
 
 
 @dataclass
@@ -226,6 +239,7 @@ def _run(reg, plan: RunPlan, clips: dict, identity: dict, run_dir: Path, progres
     """The stages of a run: set up, build the model (before any data is read), data, train,
     test, record."""
     from seldbench.results.records import provenance, run_record, write_record
+    from seldbench.training.augment import check_augment
     from seldbench.training.plan import assemble, make_loss
 
     t_start = time.perf_counter()
@@ -237,16 +251,19 @@ def _run(reg, plan: RunPlan, clips: dict, identity: dict, run_dir: Path, progres
         atomic_write_json(run_dir / "config.json", plan.cfg)
         atomic_write_json(run_dir / "data.json", identity)  # what data_folder() compares
     built = assemble(plan, device)  # a bad model key fails here, before minutes of features
+    check_augment(plan.cfg["train"]["augment"], plan.feature.name, plan.feature.channels,
+                  plan.feature.bins, plan.model.side_inputs is not None)
+    init = _init_weights(plan, built, log if dist.rank0 else (lambda m: None))
     loss = make_loss(plan, built)
-    data = _load_data(reg, plan, built, clips, run_dir, device, dist, progress)
+    data, norm = _load_data(reg, plan, built, clips, run_dir, device, dist, progress)
     trainer = _train(plan, built, loss, clips, data, run_dir, device, on_step, progress, log,
-                     dist)
+                     dist, norm)
     if not dist.rank0:
         return {}
     results = _test(reg, plan, built, trainer, clips, data, run_dir, device)
     record = run_record(plan, run_dir, built.model, reg.plugin_of("model", plan.model.name),
                         clips, trainer, results, prov, device, dist.world,
-                        time.perf_counter() - t_start, identity)
+                        time.perf_counter() - t_start, identity, init)
     write_record(run_dir, record)
     return record
 
@@ -267,6 +284,26 @@ def _set_up(plan: RunPlan, dist: _Dist):
     return device
 
 
+def _init_weights(plan: RunPlan, built, log) -> dict | None:
+    """``train.init_from`` weights loaded and ``train.freeze`` applied, before the optimiser
+    is made; what the record keeps of it (None when neither is set)."""
+    from seldbench.training.finetune import InitSource, classes_of_run, freeze, load_init
+
+    train = plan.cfg["train"]
+    out = {}
+    if train["init_from"] is not None:  # resolve_init filled in its SHA-256, checked on load
+        path = Path(train["init_from"])
+        source = InitSource(path, train["init_sha256"], classes_of_run(path.parent))
+        fresh = load_init(built.model, source, len(plan.dataset.classes))
+        out = {"from": str(path), "sha256": source.sha256, "reinitialised": fresh}
+        log(f"weights from {path}" + (f"; re-initialised (the class count differs): "
+                                      f"{', '.join(fresh)}" if fresh else ""))
+    if train["freeze"]:
+        out["frozen"] = list(train["freeze"])
+        out["frozen_values"] = freeze(built.model, train["freeze"])
+    return out or None
+
+
 def _rank0_first(dist: _Dist, work: Callable[[], object]):
     """``work()`` on rank 0, then on the other ranks (which read what rank 0 cached)."""
     result = None
@@ -280,7 +317,7 @@ def _rank0_first(dist: _Dist, work: Callable[[], object]):
 def _load_data(reg, plan: RunPlan, built, clips: dict, run_dir: Path, device, dist: _Dist,
                progress: bool = False):
     """Cached features, the train-split normaliser (saved with the run), labels and side
-    inputs: ``{split: SplitData}``."""
+    inputs: ``({split: SplitData}, the normaliser)``."""
     from seldbench.features.cache import FeatureCache, Normalizer
     from seldbench.side_inputs import collect
     from seldbench.training.data import load_split
@@ -302,14 +339,16 @@ def _load_data(reg, plan: RunPlan, built, clips: dict, run_dir: Path, device, di
                                        cache_dir=plan.cache_dir, device=device,
                                        progress=f"{plan.dataset.name} {s}" if progress else "")
         _rank0_first(dist, side)
-    return data
+    return data, norm
 
 
 def _train(plan: RunPlan, built, loss, clips, data, run_dir: Path, device, on_step, progress,
-           log, dist: _Dist):
-    """Train on the train split, selecting the best epoch on val with the first suite."""
+           log, dist: _Dist, norm):
+    """Train on the train split (``train.augment`` applied to its batches only), selecting the
+    best epoch on val with the first suite."""
     import torch
 
+    from seldbench.training.augment import build_augmenter
     from seldbench.training.data import ChunkDataset, collate_batch
     from seldbench.training.trainer import Trainer
 
@@ -325,6 +364,11 @@ def _train(plan: RunPlan, built, loss, clips, data, run_dir: Path, device, on_st
         shuffle=sampler is None, sampler=sampler, generator=gen if sampler is None else None,
         collate_fn=collate_batch, num_workers=workers, persistent_workers=workers > 0,
         pin_memory=device.type == "cuda")
+    augment = build_augmenter(plan.cfg["train"]["augment"], feature=plan.feature.name,
+                              mean=norm.mean, std=norm.std, output=built.output,
+                              num_classes=len(plan.dataset.classes),
+                              has_side_inputs=plan.model.side_inputs is not None,
+                              seed=plan.seed, rank=dist.rank)
     sel = plan.selection
     scorer = sel.build(len(plan.dataset.classes))
     val = data["val"]
@@ -342,7 +386,7 @@ def _train(plan: RunPlan, built, loss, clips, data, run_dir: Path, device, on_st
 
     trainer = Trainer(built.model, loss, loader, validate, sel.higher_is_better, run_dir,
                       plan.train, device, plan.seed, plan.chunk_frames * 0.1, on_step,
-                      progress, distributed=dist.world > 1)
+                      progress, distributed=dist.world > 1, augment=augment)
     if trainer.resume() and dist.rank0:
         log(f"{run_dir}: resuming after epoch {trainer.start_epoch - 1}")
     trainer.fit()

@@ -189,6 +189,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0  # torch CPU threads; 0: torch's default
     deterministic: bool = True
+    tensorboard: bool = False  # event files in <run folder>/tensorboard
 
     @classmethod
     def from_cfg(cls, cfg: dict) -> TrainConfig:
@@ -216,14 +217,16 @@ class Trainer:
     ``validate(model) -> (value, figures)``: the ranking figure on the validation split (never
     the test split) and all figures; ``higher_is_better`` gives its direction. ``loss(output,
     target) -> scalar``. ``on_step(epoch, step)`` is called after every optimiser step (tests
-    use it to interrupt a run).
+    use it to interrupt a run). ``augment(x, y, side) -> (x, y, side)`` (optional, e.g. a
+    :class:`seldbench.training.augment.Augmenter`) transforms each training batch; its
+    ``state_dict()`` is saved in ``last.pt`` so a resumed run draws the same augmentations.
     """
 
     def __init__(self, model: torch.nn.Module, loss: Callable, loader, validate: Callable,
                  higher_is_better: bool, run_dir: Path, train: TrainConfig,
                  device: torch.device, seed: int, chunk_seconds: float,
                  on_step: Callable[[int, int], None] | None = None, progress: bool = True,
-                 distributed: bool = False) -> None:
+                 distributed: bool = False, augment=None) -> None:
         self.module = model.to(device)  # the bare model: checkpoints and validation
         self.rank0 = not distributed or torch.distributed.get_rank() == 0
         if distributed:  # gradients all-reduced across processes (torchrun)
@@ -248,6 +251,9 @@ class Trainer:
         self.history = History()
         self.start_epoch = 1
         self.world = torch.distributed.get_world_size() if distributed else 1
+        self.augment = augment
+        self.log = _EpochLog(self.dir / "tensorboard") if train.tensorboard and self.rank0 \
+            else None
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -264,7 +270,8 @@ class Trainer:
         return {"epoch": epoch, "model": self.module.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
                 "history": _plain(self.history.__dict__),
-                "rng": _rng_state(), "loader_rng": gen.get_state() if gen is not None else None}
+                "rng": _rng_state(), "loader_rng": gen.get_state() if gen is not None else None,
+                "augment": self.augment.state_dict() if self.augment is not None else None}
 
     def _loader_generator(self) -> torch.Generator | None:
         return self.loader.generator  # None with a DistributedSampler (seeded by epoch)
@@ -288,6 +295,11 @@ class Trainer:
         _set_rng_state(state["rng"])
         if state["loader_rng"] is not None and self._loader_generator() is not None:
             self._loader_generator().set_state(state["loader_rng"])
+        if self.augment is not None:
+            if state.get("augment") is None:
+                raise SeldbenchError(f"{self.last_path}: saved without augmentation state; "
+                                     "delete it to train this run again from epoch 1")
+            self.augment.load_state_dict(state["augment"])
         self.start_epoch = state["epoch"] + 1
         return True
 
@@ -317,6 +329,8 @@ class Trainer:
             bar = tqdm(self.loader, desc=f"epoch {epoch}/{self.cfg.epochs}", leave=False,
                        disable=not (self.progress and sys.stderr.isatty()), unit="batch")
             for x, y, side in bar:
+                if self.augment is not None:  # on the CPU, from its own seeded generator
+                    x, y, side = self.augment(x, y, side)
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 side = {k: v.to(self.device, non_blocking=True) for k, v in side.items()}
                 with torch.autocast(self.device.type, enabled=self.use_amp):
@@ -338,6 +352,7 @@ class Trainer:
                 if self.on_step is not None:
                     self.on_step(epoch, steps)
             h.train_seconds += time.perf_counter() - t0
+            lr = self.opt.param_groups[0]["lr"]  # the rate this epoch trained with
             self.sched.step()
             value, figures = self.validate(self.module)
             improved = self._improved(value)
@@ -356,14 +371,47 @@ class Trainer:
                                   if isinstance(v, float) and not math.isnan(v))
                 print(f"epoch {epoch}: loss {total / max(steps, 1):.4f}; val {shown}"
                       f"{' (best)' if improved else ''}", flush=True)
+            if self.log is not None:
+                self.log.write(epoch, total / max(steps, 1), lr, figures)
             if self.rank0:
                 save_checkpoint(self.last_path, self._state(epoch))
             _barrier()
         if self.rank0 and not self.best_path.exists():  # no finite validation figure ever
             save_checkpoint(self.best_path, {"epoch": self.cfg.epochs,
                                              "model": self.module.state_dict()})
+        if self.log is not None:
+            self.log.close()
         _barrier()
         return h
+
+
+class _EpochLog:
+    """TensorBoard scalars per epoch (``torch.utils.tensorboard``, local event files only):
+    ``train/loss``, ``train/lr`` and ``val/<figure>``."""
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise SeldbenchError("train.tensorboard: true needs the tensorboard package "
+                                 "(pip install tensorboard; requirements-lock.txt pins it)") from None
+        self.folder = folder
+        self.writer_cls = SummaryWriter
+        self.writer = None
+
+    def write(self, epoch: int, loss: float, lr: float, figures: dict) -> None:
+        if self.writer is None:  # purge_step: drop what a killed run logged past this epoch
+            self.writer = self.writer_cls(str(self.folder), purge_step=epoch)
+        self.writer.add_scalar("train/loss", loss, epoch)
+        self.writer.add_scalar("train/lr", lr, epoch)
+        for name, value in figures.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(f"val/{name}", float(value), epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _barrier() -> None:
