@@ -193,9 +193,11 @@ def run_cmd(model, dataset, config_file, overrides, seed, epochs, root, out, ini
     record = run(model, dataset, config_file, overrides, seed, out, progress=not quiet,
                  log=_log)
     if record:  # under torchrun only rank 0 has the record
-        from seldbench.results.tables import record_table
+        from seldbench.results.tables import next_steps, record_table
 
         click.echo(record_table(record))
+        if not quiet:
+            _log(next_steps(record, out))
 
 
 @main.command("rerun")

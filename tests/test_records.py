@@ -271,3 +271,16 @@ def test_record_table_marks_intervals_that_mean_little():
     assert "ER 0.500 [-0.200, 1.200]*," in text and "F 50.0% [45.0%, 55.0%]," in text
     assert "note: jackknife over 3 files: below 10 files" in text
     assert "reach outside the figure's possible range (* in the table" in text
+
+
+def test_next_steps_name_the_run_folder_and_what_to_run():
+    from run_records import make_record
+
+    from seldbench.results.tables import next_steps
+
+    rec = make_record()
+    rec["config"].setdefault("output", {})["runs_dir"] = "runs"
+    text = next_steps(rec, "my-runs")
+    assert "`seldbench compare --runs my-runs`" in text
+    assert f"--checkpoint my-runs/synth-mini/A/{rec['run_id']} " in text
+    assert "--dataset synth`" in text

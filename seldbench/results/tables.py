@@ -48,6 +48,18 @@ def score_table(result) -> str:
     return "\n".join(lines)
 
 
+def next_steps(record: dict, runs_dir: str | None = None) -> str:
+    """What to run after a finished run: tabulate, use the model, the benchmark set."""
+    from pathlib import Path
+
+    runs = Path(runs_dir or record["config"]["output"]["runs_dir"])
+    folder = runs / record["dataset"]["name"] / record["model"]["name"] / record["run_id"]
+    return (f"next: `seldbench compare --runs {runs}` tabulates runs (seeds grouped); "
+            f"`seldbench predict --checkpoint {folder} --audio FILE.wav --out FILE.csv` applies "
+            f"this model; `seldbench run --model {record['model']['name']} --dataset synth` "
+            f"trains on the benchmark set (docs/datasets.md for STARSS23)")
+
+
 def record_table(record: dict) -> str:
     """The test figures of a run record, one block per metric suite."""
     sel = record["selection"]
