@@ -24,15 +24,15 @@ def test_match_sorted_equals_scipy(seed, ties):
     rk = np.sort(rng.integers(0, 12, rng.integers(0, 40)))
     pk = np.sort(rng.integers(0, 12, rng.integers(0, 40)))
     rc, pc = _coords(rng, len(rk), ties), _coords(rng, len(pk), ties)
-    r, p, c, pos, n, hard, nh = kernels.match_sorted(rk, pk, rc, pc, np.arange(len(rk)), np.arange(len(pk)), False, False, False)
+    r, p, c, pos, n, hard, nh = kernels.match_sorted(rk, pk, rc, pc, np.arange(len(rk)), np.arange(len(pk)), False, False, kernels.POLAR)
     got = set(zip(r[:n].tolist(), p[:n].tolist()))
     for i, g, j, q in hard[:nh]:
-        a, b = linear_sum_assignment(kernels.cost_block(rc, pc, np.arange(len(rk)), np.arange(len(pk)), False, False, False, i, g, j, q))
+        a, b = linear_sum_assignment(kernels.cost_block(rc, pc, np.arange(len(rk)), np.arange(len(pk)), False, False, kernels.POLAR, i, g, j, q))
         got |= set(zip((i + a).tolist(), (j + b).tolist()))
     want = set()
     for key in np.intersect1d(rk, pk):
         ri, pi = np.flatnonzero(rk == key), np.flatnonzero(pk == key)
-        cost = kernels.cost_block(rc, pc, np.arange(len(rk)), np.arange(len(pk)), False, False, False, ri[0], len(ri), pi[0], len(pi))
+        cost = kernels.cost_block(rc, pc, np.arange(len(rk)), np.arange(len(pk)), False, False, kernels.POLAR, ri[0], len(ri), pi[0], len(pi))
         a, b = linear_sum_assignment(cost)
         want |= set(zip(ri[a].tolist(), pi[b].tolist()))
     assert got == want
