@@ -167,7 +167,8 @@ def _frame_counts(b: _Batch, C: int, dist_threshold: float, reldist_threshold: f
     of the files' distances (2024: m, 2025: cm), relative ones as the official ``/ (d + eps)``."""
     from seldbench.metrics import kernels
 
-    dist_err = np.abs(b.rd[b.m_ref] - b.pd[b.m_pred])
+    with np.errstate(over="ignore"):  # distances near the float limit: inf, as upstream
+        dist_err = np.abs(b.rd[b.m_ref] - b.pd[b.m_pred])
     rel_err = dist_err / (b.rd[b.m_ref] + EPS)
     on_ok = (b.ron[b.m_ref] == b.pon[b.m_pred]).astype(np.float64)
     return kernels.frame_counts(b.rk, b.pk, b.m_key, b.m_cost, dist_err, rel_err, on_ok, C,
