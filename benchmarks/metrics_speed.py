@@ -127,6 +127,20 @@ def official_time(repo: str, ref: Path, pred: Path, classes: int,
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "process": wall}
 
 
+def compare_timed(sc, fast, slow, repeat: int) -> tuple[float, float, float, int]:
+    """Check ``fast`` (the compiled suite) against ``slow`` (the loop reference), then time
+    them: (loop seconds, compiled on 1 thread, compiled on the scorer's threads, threads)."""
+    a, b = fast(), slow()
+    assert all(np.isclose(a[k], b[k], equal_nan=True) for k in a if k != "classwise"), \
+        "vectorised and loop reference disagree"
+    t_slow = best_of(slow, repeat)
+    threads = sc.workers
+    sc.workers = 1
+    t_one = best_of(fast, repeat)
+    sc.workers = threads
+    return t_slow, t_one, best_of(fast, repeat), threads
+
+
 def process_time(args: list[str], repeat: int) -> float:
     """Best wall seconds of a fresh ``args`` process (interpreter start and imports included)."""
     def once():
@@ -160,15 +174,8 @@ def stereo_row(args, C: int) -> None:
             return sc.summarise(sum(reference.stereo_frame_counts(r, p, C, sc.eval_frames(r))
                                     for r, p in tables))
 
-        a, b = fast(), slow()
-        assert all(np.isclose(a[k], b[k], equal_nan=True) for k in a if k != "classwise"), \
-            "vectorised and loop reference disagree"
-        t_slow = best_of(slow, args.repeat)
-        threads = sc.workers
-        sc.workers = 1
-        t_one = best_of(fast, args.repeat)
-        sc.workers = threads
-        t_all = best_of(fast, args.repeat)
+        t_slow, t_one, t_all, threads = compare_timed(sc, fast, slow, args.repeat)
+        a = fast()
         t_e2e = best_of(lambda: score_folders(pred_dir, ref_dir, "dcase2025"), args.repeat)
         print(f"dcase2025, {args.files_2025} five-second stereo clips: loop reference "
               f"{t_slow:.3f}s, compiled {t_one:.4f}s on 1 thread ({t_slow / t_one:.0f}x), "
@@ -227,15 +234,7 @@ def main() -> None:
                                                                  "FP_spatial")
                 return sc.summarise(total)
 
-            a, b = fast(), slow()
-            assert all(np.isclose(a[k], b[k], equal_nan=True) for k in a if k != "classwise"), \
-                "vectorised and loop reference disagree"
-            t_slow = best_of(slow, args.repeat)
-            threads = sc.workers
-            sc.workers = 1
-            t_one = best_of(fast, args.repeat)
-            sc.workers = threads
-            t_all = best_of(fast, args.repeat)
+            t_slow, t_one, t_all, threads = compare_timed(sc, fast, slow, args.repeat)
             loop_s[suite] = t_slow
             print(f"{suite:<10} {t_slow:>14.3f}s {t_one:>18.4f}s {t_slow / t_one:>8.0f}x"
                   f" {t_all:>9.4f}s {t_slow / t_all:>8.0f}x  ({threads} threads)")
