@@ -201,6 +201,9 @@ def test_cli_json_keys_exit_codes_and_average(tmp_path):
     assert set(out["jackknife"]) == set(FIGURES)
     micro = json.loads(runner.invoke(main, args + ["--average", "micro"]).stdout)
     assert micro["options"] == {"average": "micro"}
+    table = runner.invoke(main, args[:-1] + ["--average", "micro"]).stdout
+    assert "options: average=micro" in table and "\n  F_onscreen  " in table
+    assert "%" in table.split("F_onscreen", 1)[1].splitlines()[0]
     _write(tmp_path / "pred" / "mix000.csv", HEADER_2025 + "\n1,2,3,4,5,6\n")
     r = runner.invoke(main, args)
     assert r.exit_code == 2 and "mix000.csv:2: onscreen 6 is not 0 or 1" in r.output
