@@ -218,3 +218,7 @@ def test_reference_without_events_scores_no_frame(tmp_path):
     ref = sc.read_reference(_write(tmp_path / "r.csv", HEADER_2025 + "\n"))
     pred = sc.read_prediction(_write(tmp_path / "p.csv", HEADER_2025 + "\n0,1,0,30,200,1\n"))
     assert sc.eval_frames(ref) == 0 and not sc.file_counts(ref, pred).any()
+    fixed = get_registry().get_metric_suite("dcase2025").build(13, no_last_frame_drop=True)
+    assert fixed.eval_frames(ref) == 0
+    assert fixed.eval_frames(sc.read_reference(_write(tmp_path / "s.csv", HEADER_2025 +
+                                                      "\n4,1,0,30,200,1\n"))) == 5

@@ -378,7 +378,9 @@ class StereoFrameScorer(_Scorer):
         write_dcase2025_csv(path, as_stereo(table))
 
     def eval_frames(self, ref: EventTable) -> int:
-        return _last_frame(ref, "dcase2025", empty_ok=True) + (1 if self.no_last_frame_drop else 0)
+        """``L`` (``L + 1`` with ``no_last_frame_drop``); 0 for a reference without events."""
+        extra = 1 if self.no_last_frame_drop and len(ref) else 0
+        return _last_frame(ref, "dcase2025", empty_ok=True) + extra
 
     def _counts(self, pairs: Sequence[tuple[EventTable, EventTable]]) -> np.ndarray:
         from seldbench.metrics import kernels
