@@ -29,7 +29,8 @@ Side inputs (multimodal models)
 Keyed cache and files
     ``cached_npy``, ``source_signature``, ``atomic_open``, ``atomic_write_json``.
 Metric suites
-    ``SegmentScorer`` (1-s segment suites), ``FrameScorer`` (100-ms frame suites).
+    ``SegmentScorer`` (1-s segment suites), ``FrameScorer`` (100-ms frame suites),
+    ``StereoFrameScorer`` (2025 stereo frames: folded azimuth, distance, onscreen).
 Synthetic data
     ``generate_synth``, ``synth_manifest``, ``synth_is_complete``, ``synth_remove_stale``
     (a cached set of another generator version), ``SYNTH_GENERATOR_VERSION``.
@@ -56,7 +57,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     **{n: ("seldbench.side_inputs", n) for n in ("SideInputCache", "fill_missing")},
     **{n: ("seldbench.io", n)
        for n in ("cached_npy", "source_signature", "atomic_open", "atomic_write_json")},
-    **{n: ("seldbench.metrics.suites", n) for n in ("SegmentScorer", "FrameScorer")},
+    **{n: ("seldbench.metrics.suites", n)
+       for n in ("SegmentScorer", "FrameScorer", "StereoFrameScorer")},
     "generate_synth": ("seldbench.data.synth.generate", "generate"),
     "synth_manifest": ("seldbench.data.synth.generate", "read_manifest"),
     "synth_is_complete": ("seldbench.data.synth.generate", "is_complete"),
@@ -104,7 +106,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
                                       load_video_frames)
     from seldbench.errors import SeldbenchError, suggest  # noqa
     from seldbench.io import atomic_open, atomic_write_json, cached_npy, source_signature  # noqa
-    from seldbench.metrics.suites import FrameScorer, SegmentScorer  # noqa
+    from seldbench.metrics.suites import FrameScorer, SegmentScorer, StereoFrameScorer  # noqa
     from seldbench.model_config import input_shape, model_options  # noqa
     from seldbench.side_inputs import SideInputCache, fill_missing  # noqa
     from seldbench.training.losses import ADPIT_SLOTS, adpit_loss, core_loss, pit_loss  # noqa

@@ -134,11 +134,16 @@ def _fmt_cap(v) -> str:
 @click.option("--jackknife", is_flag=True, help="Leave-one-file-out 95% confidence intervals.")
 @click.option("--no-last-frame-drop", is_flag=True,
               help="Non-parity: also score the last annotated reference frame.")
-def score(pred_dir, ref_dir, suite, num_classes, as_json, jackknife, no_last_frame_drop) -> None:
+@click.option("--average", type=click.Choice(["macro", "micro"]), default=None,
+              help="Class averaging, for suites that offer both (dcase2025; default macro).")
+def score(pred_dir, ref_dir, suite, num_classes, as_json, jackknife, no_last_frame_drop,
+          average) -> None:
     """Score a folder of DCASE prediction CSVs against reference CSVs (matched by file stem)."""
     from seldbench.metrics.score import score_folders
 
     options = {"no_last_frame_drop": True} if no_last_frame_drop else {}
+    if average == "micro":  # macro is every suite's parity default
+        options["average"] = "micro"
     result = score_folders(pred_dir, ref_dir, suite, num_classes, jackknife, **options)
     for w in result.warnings:
         _log(f"Warning: {w}")

@@ -176,7 +176,11 @@ class Scorer(Protocol):
     """What a metric suite's ``build(num_classes, **options)`` returns (see
     :class:`MetricSuiteSpec`). ``prediction_layout`` names the CSV columns its predictions are
     written in (``"fctxyzd"``: frame, class, track, x, y, z, distance); ``needs_distance`` says
-    whether a model without distance can be scored by it."""
+    whether a model without distance can be scored by it. A suite whose files are not the
+    headerless DCASE CSVs (``dcase2025``: a header line and other columns) also offers
+    ``write_reference(path, table)`` and ``write_prediction(path, table)``, which write any
+    :class:`~seldbench.metrics.csvio.EventTable` in its own format (the contract tests use
+    them)."""
 
     prediction_layout: str
     needs_distance: bool

@@ -1,6 +1,7 @@
 """Fuzz `seldbench score`: malformed DCASE CSVs per suite, scored in-process.
 
-Each case starts from a small valid reference/prediction pair of the suite's layouts and
+Each case starts from a small valid reference/prediction pair of the suite's layouts (dcase2025:
+its header line, then frame, class, source, azimuth, distance, onscreen) and
 applies one to three mutations. A mutation is *garbage* (the file must be rejected: control or
 non-ASCII characters, bytes that are not UTF-8, non-numbers, NaN/inf, wrong field counts, header
 rows, indices out of range or beyond 2**53, elevations beyond 90 degrees, zero vectors, numbers
@@ -33,11 +34,12 @@ import numpy as np
 from seldbench.errors import SeldbenchError
 from seldbench.metrics.score import score_folders
 
-SUITES = ("dcase2021", "dcase2022", "dcase2023", "dcase2024")
-CLASSES = {"dcase2021": 12, "dcase2022": 13, "dcase2023": 13, "dcase2024": 13}
+SUITES = ("dcase2021", "dcase2022", "dcase2023", "dcase2024", "dcase2025")
+CLASSES = {"dcase2021": 12, "dcase2022": 13, "dcase2023": 13, "dcase2024": 13, "dcase2025": 13}
 # (reference field counts, prediction field counts) each suite reads; the first is written
 LAYOUTS = {"dcase2021": ((5,), (6,)), "dcase2022": ((6, 5), (7,)), "dcase2023": ((6, 5), (7,)),
-           "dcase2024": ((6,), (7, 6))}
+           "dcase2024": ((6,), (7, 6)), "dcase2025": ((6,), (6,))}
+HEADER_2025 = "frame,class,source,azimuth,distance,onscreen\n"
 CONTROLS = [chr(c) for c in (*range(0, 9), 9, 11, 12, *range(14, 32), 127, 0x85)] + \
     ["\u2028", "\u2029", "\u200b", "\u202e"]
 NON_NUMBER = list("xyzgGhHkKqQ#@!_$%&*()[]{}<>?/\\|;:'\"`~=")
@@ -46,12 +48,19 @@ NON_ASCII = ["\u00e9", "\u0661", "\uff11", "\U0001f600", "\u00a0", "\u2212"]
 BAD_UTF8 = [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe2\x82", b"\x80\x80", b"\xc0\xaf"]
 
 
-def _valid_rows(rng: np.random.Generator, n_fields: int, classes: int, cartesian: bool) -> list:
+def _valid_rows(rng: np.random.Generator, n_fields: int, classes: int, cartesian: bool,
+                stereo: bool = False) -> list:
     """Rows of a valid file as lists of field strings: frame, class, track, then azimuth and
-    elevation or x, y, z, then a distance if ``n_fields`` asks for one."""
+    elevation or x, y, z, then a distance if ``n_fields`` asks for one; ``stereo`` (2025):
+    source, azimuth, distance (cm) and an onscreen flag."""
     rows = []
     for f in sorted(rng.integers(0, 60, int(rng.integers(1, 12)))):
         row = [str(f), str(int(rng.integers(0, classes))), str(int(rng.integers(0, 3)))]
+        if stereo:
+            row[2] = str(int(rng.integers(0, 14)))  # source ids beyond the 10 tracks too
+            rows.append(row + [f"{rng.uniform(-400, 400):.2f}", str(int(rng.integers(1, 900))),
+                               str(int(rng.integers(0, 2)))])
+            continue
         if cartesian:
             row += [f"{v:.4f}" for v in rng.uniform(-1, 1, 3) + 0.01]
         else:
@@ -62,8 +71,9 @@ def _valid_rows(rng: np.random.Generator, n_fields: int, classes: int, cartesian
     return rows
 
 
-def _join(rows: list) -> str:
-    return "".join(",".join(r) + "\n" for r in rows)
+def _join(rows: list, header: str = "") -> str:
+    """The file's text: ``header`` (the 2025 suite's header line, or nothing), then the rows."""
+    return header + "".join(",".join(r) + "\n" for r in rows)
 
 
 # ---------------------------------------------------------------- mutations
@@ -140,6 +150,14 @@ def m_bad_index(rng, rows, ctx):
 
 def m_geometry(rng, rows, ctx):
     i = _row(rng, rows)
+    if ctx["header"]:  # 2025: an onscreen flag other than 0/1, a reference distance not above 0
+        if len(rows[i]) < 6:
+            return rows, "garbage"
+        if ctx["target"] == "ref" and rng.random() < 0.5:
+            rows[i][4] = _pick(rng, ["0", "-0", "-3", "-1e-300"])
+        else:
+            rows[i][5] = _pick(rng, ["2", "-1", "0.5", "10"])
+        return rows, "garbage"
     if len(rows[i]) < (6 if ctx["cartesian"] else 5):  # cut short by m_field_count: garbage
         return rows, "garbage"
     if ctx["cartesian"]:
@@ -155,7 +173,7 @@ def m_header(rng, rows, ctx):
 
 
 def m_random_bytes(rng, rows, ctx):
-    data = bytearray(_join(rows).encode())
+    data = bytearray(_join(rows, ctx["header"]).encode())
     for _ in range(int(rng.integers(1, 6))):
         pos = int(rng.integers(0, len(data) + 1))
         data[pos:pos] = rng.integers(0, 256, int(rng.integers(1, 8)), dtype=np.uint8).tobytes()
@@ -163,7 +181,7 @@ def m_random_bytes(rng, rows, ctx):
 
 
 def m_bad_utf8(rng, rows, ctx):
-    data = _join(rows).encode()
+    data = _join(rows, ctx["header"]).encode()
     pos = int(rng.integers(0, len(data) + 1))
     return data[:pos] + _pick(rng, BAD_UTF8) + data[pos:], "garbage"
 
@@ -185,7 +203,7 @@ def m_long_garbage_line(rng, rows, ctx):
 
 
 def m_bom(rng, rows, ctx):
-    return b"\xef\xbb\xbf" + _join(rows).encode(), "valid"
+    return b"\xef\xbb\xbf" + _join(rows, ctx["header"]).encode(), "valid"
 
 
 def m_blank_lines(rng, rows, ctx):
@@ -195,12 +213,13 @@ def m_blank_lines(rng, rows, ctx):
 
 
 def m_crlf(rng, rows, ctx):
-    text = "".join(",".join(r) + ("\r\n" if rng.random() < 0.5 else "\n") for r in rows)
+    text = "".join(",".join(r) + ("\r\n" if rng.random() < 0.5 else "\n")
+                   for r in ([ctx["header"][:-1].split(",")] if ctx["header"] else []) + rows)
     return text.encode(), "valid"
 
 
 def m_no_final_newline(rng, rows, ctx):
-    return _join(rows).rstrip("\n").encode(), "valid"
+    return _join(rows, ctx["header"]).rstrip("\n").encode(), "valid"
 
 
 def m_spaces(rng, rows, ctx):
@@ -213,7 +232,9 @@ def m_huge_finite(rng, rows, ctx):
     i = _row(rng, rows)
     k = int(rng.integers(3, len(rows[i])))
     value = _pick(rng, ["1e300", "-1e308", "1e-300", "5e-324", "1.7976931348623157e308"])
-    if not ctx["cartesian"] and k == 4:
+    if ctx["header"] and k >= 4:  # 2025: a distance stays above 0, an onscreen flag 0 or 1
+        value = "1" if k == 5 else value.lstrip("-")
+    elif not ctx["cartesian"] and k == 4:
         value = "89.999999"  # an elevation must stay within [-90, 90]
     rows[i][k] = value
     return rows, "valid"
@@ -252,11 +273,14 @@ def make_case(rng: np.random.Generator, suite: str) -> tuple[bytes, bytes, str, 
     classes = CLASSES[suite]
     ref_counts, pred_counts = LAYOUTS[suite]
     ref_n, pred_n = _pick(rng, ref_counts), _pick(rng, pred_counts)
-    pred_cartesian = not (suite == "dcase2024" and pred_n == 6)
-    files = {"ref": _valid_rows(rng, ref_n, classes, False),
-             "pred": _valid_rows(rng, pred_n, classes, pred_cartesian)}
+    stereo = suite == "dcase2025"
+    pred_cartesian = not (suite == "dcase2024" and pred_n == 6) and not stereo
+    files = {"ref": _valid_rows(rng, ref_n, classes, False, stereo),
+             "pred": _valid_rows(rng, pred_n, classes, pred_cartesian, stereo)}
     target = "ref" if rng.random() < 0.4 else "pred"
-    ctx = {"classes": classes, "cartesian": target == "pred" and pred_cartesian}
+    header = HEADER_2025 if stereo else ""
+    ctx = {"classes": classes, "cartesian": target == "pred" and pred_cartesian,
+           "header": header, "target": target}
     pool = GARBAGE + VALID + EITHER
     chosen = [_pick(rng, pool) for _ in range(int(rng.integers(1, 4)))]
     # valid edits first, so that none can overwrite a garbage field; one bytes-level edit last
@@ -267,8 +291,8 @@ def make_case(rng: np.random.Generator, suite: str) -> tuple[bytes, bytes, str, 
     for m in chosen:
         data, tag = m(rng, data, ctx)
         tags.append(tag)
-    out = {k: _join(v).encode() for k, v in files.items()}
-    out[target] = data if isinstance(data, bytes) else _join(data).encode()
+    out = {k: _join(v, header).encode() for k, v in files.items()}
+    out[target] = data if isinstance(data, bytes) else _join(data, header).encode()
     expected = "garbage" if "garbage" in tags else "either" if "either" in tags else "valid"
     return out["ref"], out["pred"], expected, [m.__name__[2:] for m in chosen]
 

@@ -87,7 +87,7 @@ def test_bad_csv_is_one_line_error(tmp_path, name, ref, pred, message):
 @pytest.mark.parametrize("case,message", [
     ("empty folder", "no reference CSV files"),
     ("missing folder", "reference folder does not exist"),
-    ("unknown suite", "unknown metric suite 'dcase2025'; did you mean"),
+    ("unknown suite", "unknown metric suite 'dcase2026'; did you mean"),
     ("orphan prediction", "no reference 'z.csv'"),
 ])
 def test_bad_folders(tmp_path, case, message):
@@ -98,7 +98,7 @@ def test_bad_folders(tmp_path, case, message):
     elif case == "missing folder":
         args[1] = str(tmp_path / "nope")
     elif case == "unknown suite":
-        suite = "dcase2025"
+        suite = "dcase2026"
     else:
         (tmp_path / "pred" / "z.csv").write_text(GOOD_PRED)
     r = _run(["score", *args, "--suite", suite])

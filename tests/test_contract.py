@@ -4,7 +4,9 @@ accepts) and every metric suite gets them, so a new plugin is checked with no te
 Models: build, forward shape against the declared output format, backward with the model's
 loss (its spec's factory or the core loss) on targets the core builds, and decoding to CSV rows
 that the selection suite reads back. Suites: per-file counters add up to the whole (the
-jackknife subtracts them) and the result keys are the declared figures.
+jackknife subtracts them) and the result keys are the declared figures; a suite whose files are
+not headerless DCASE CSVs (2025) writes the simulated tables itself through its scorer's
+``write_reference``/``write_prediction`` hook.
 """
 import numpy as np
 import pytest
@@ -96,9 +98,14 @@ def test_model_honours_the_contract(model_name, feature_name, dataset, reference
         assert back.frame.max() < FRAMES and back.cls.max() < C
 
 
+#: the layouts of `write_random_set`'s files, by side
+SIMULATED_LAYOUTS = {"ref": {5: "fctae", 6: "fctaed"}, "pred": {6: "fctxyz", 7: "fctxyzd"}}
+
+
 @pytest.mark.parametrize("suite", REG.list("metric suite"))
 def test_suite_counters_add_up_and_figures_are_declared(suite, tmp_path):
     from seldbench.errors import SeldbenchError
+    from seldbench.metrics.csvio import read_dcase_csv
     from seldbench.metrics.simulate import write_random_set
     from seldbench.specs import Scorer
 
@@ -110,6 +117,10 @@ def test_suite_counters_add_up_and_figures_are_declared(suite, tmp_path):
         out = tmp_path / str(with_distance)
         write_random_set(out, 3, spec.default_classes, seed=0, n_frames=300,
                          with_distance=with_distance)
+        if hasattr(scorer, "write_reference"):  # a suite with its own file format (2025)
+            for side, write in (("ref", scorer.write_reference), ("pred", scorer.write_prediction)):
+                for p in sorted((out / side).iterdir()):
+                    write(p, read_dcase_csv(p, SIMULATED_LAYOUTS[side]))
         try:  # through the suite's own readers, as `seldbench score` does
             pairs = [(scorer.read_reference(out / "ref" / f"mix{i:03d}.csv"),
                       scorer.read_prediction(out / "pred" / f"mix{i:03d}.csv")) for i in range(3)]

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from seldbench.metrics.decode import multi_accdoa_decode, trackwise_decode
+from seldbench.metrics.decode import (multi_accdoa_decode, stereo_multi_accdoa_decode,
+                                      trackwise_decode)
 
 
 def _angle(a, b):
@@ -108,3 +109,79 @@ def test_trackwise_matches_slow_reference():
         got = [(int(a), int(b), int(c), tuple(d)) for a, b, c, d in
                zip(tables[f].frame, tables[f].cls, tables[f].track, tables[f].coords)]
         assert got == want
+
+
+def slow_stereo_multi_accdoa(out, C, with_onscreen, thr=0.5, unify=15.0):
+    """The 2025 baseline's rule (``get_multiaccdoa_labels`` and
+    ``get_output_dict_format_multi_accdoa``), one frame and class at a time: rows
+    (frame, class, azimuth deg, distance cm, onscreen)."""
+    V = 4 if with_onscreen else 3
+    rows = []
+    for t in range(out.shape[0]):
+        for c in range(C):
+            x, y, d, on = [], [], [], []
+            for k in range(3):
+                base = k * V * C
+                x.append(out[t, base + c])
+                y.append(out[t, base + C + c])
+                d.append(max(out[t, base + 2 * C + c], 0.0))
+                on.append(int(out[t, base + 3 * C + c] > 0) if with_onscreen else 0)
+            act = [math.sqrt(x[k] ** 2 + y[k] ** 2) > thr for k in range(3)]
+
+            def similar(a, b):
+                return act[a] and act[b] and _angle((x[a], y[a]), (x[b], y[b])) < unify
+
+            def row(xs, ys, ds, o):
+                return (t, c, math.degrees(math.atan2(ys, xs)), ds * 100, o)
+
+            f01, f12, f20 = similar(0, 1), similar(1, 2), similar(2, 0)
+            if f01 + f12 + f20 == 0:
+                rows += [row(x[k], y[k], d[k], on[k]) for k in range(3) if act[k]]
+            elif f01 + f12 + f20 == 1:
+                a, b, odd = (0, 1, 2) if f01 else (1, 2, 0) if f12 else (2, 0, 1)
+                if act[odd]:
+                    rows.append(row(x[odd], y[odd], d[odd], on[odd]))
+                rows.append(row((x[a] + x[b]) / 2, (y[a] + y[b]) / 2, (d[a] + d[b]) / 2, on[a]))
+            else:
+                rows.append(row(sum(x) / 3, sum(y) / 3, sum(d) / 3, on[0]))
+    return rows
+
+
+@pytest.mark.parametrize("with_onscreen", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_stereo_multi_accdoa_matches_slow_reference(seed, with_onscreen):
+    rng = np.random.default_rng(seed)
+    C, T = 5, 40
+    V = 4 if with_onscreen else 3
+    out = _random_output(rng, T, C, V)  # x, y (and z, here the distance) of one class agree
+    out[:, 2 * C::V * C] -= 0.2  # some negative distances
+    tables = stereo_multi_accdoa_decode(np.stack([out, out[::-1]]), C, with_onscreen=with_onscreen)
+    for table, o in zip(tables, (out, out[::-1])):
+        want = slow_stereo_multi_accdoa(o, C, with_onscreen)
+        assert table.layout == "fctado" and len(table) == len(want) > 0
+        got = list(zip(table.frame, table.cls, table.coords[:, 0], table.distance, table.onscreen))
+        for g, w in zip(got, want):
+            assert g[:2] == w[:2] and g[4] == w[4], (g, w)
+            assert g[2] == pytest.approx(w[2], abs=1e-9) and g[3] == pytest.approx(w[3], abs=1e-9)
+        assert not table.track.any()
+    active = sum(int((np.hypot(out[:, k * V * C:k * V * C + C],
+                               out[:, k * V * C + C:k * V * C + 2 * C]) > 0.5).sum())
+                 for k in range(3))
+    assert len(tables[0]) < active  # some tracks were unified
+
+
+def test_stereo_decode_writes_csvs_the_suite_reads(tmp_path):
+    from seldbench.metrics.csvio import write_dcase2025_csv
+    from seldbench.registry import get_registry
+
+    rng = np.random.default_rng(3)
+    out = _random_output(rng, 50, 13, 4)
+    table = stereo_multi_accdoa_decode(out, 13)[0]
+    write_dcase2025_csv(tmp_path / "p.csv", table)
+    back = get_registry().get_metric_suite("dcase2025").build(13).read_prediction(tmp_path / "p.csv")
+    assert len(back) == len(table) and (back.onscreen == table.onscreen).all()
+    np.testing.assert_allclose(back.coords, table.coords, atol=1e-4)
+    write_dcase2025_csv(tmp_path / "r.csv", table, decimals=0)  # as the baseline's writer
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0] == "frame,class,source,azimuth,distance,onscreen"
+    assert lines[1].split(",")[3] == str(round(float(table.coords[0, 0])))

@@ -5,7 +5,7 @@ import pytest
 from fuzz_score import PROBLEMS, fuzz
 
 
-@pytest.mark.parametrize("suite", ["dcase2021", "dcase2022", "dcase2023", "dcase2024"])
+@pytest.mark.parametrize("suite", ["dcase2021", "dcase2022", "dcase2023", "dcase2024", "dcase2025"])
 def test_fuzzed_csvs_are_scored_or_rejected_cleanly(tmp_path, suite):
     res = fuzz(suite, cases=75, seed=1234, folder=tmp_path)
     found = {p: res["counts"][p] for p in PROBLEMS if res["counts"][p]}

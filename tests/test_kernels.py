@@ -17,24 +17,39 @@ def _coords(rng, n, ties):
     return np.stack([az, el], 1)
 
 
+@pytest.mark.parametrize("metric", ["polar", "folded"])
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("seed", range(20))
-def test_match_sorted_equals_scipy(seed, ties):
+def test_match_sorted_equals_scipy(seed, ties, metric):
+    """Polar angles (2021-2023), and 2025's folded azimuth difference, where integer azimuths
+    folding front-back onto each other tie often."""
+    from seldbench.metrics.angles import fold_azimuth
+
     rng = np.random.default_rng(seed)
     rk = np.sort(rng.integers(0, 12, rng.integers(0, 40)))
     pk = np.sort(rng.integers(0, 12, rng.integers(0, 40)))
     rc, pc = _coords(rng, len(rk), ties), _coords(rng, len(pk), ties)
-    r, p, c, pos, n, hard, nh = kernels.match_sorted(rk, pk, rc, pc, np.arange(len(rk)), np.arange(len(pk)), False, False, False)
+    form = kernels.POLAR
+    if metric == "folded":
+        form = kernels.FOLDED_AZIMUTH
+        rc, pc = (fold_azimuth(rng.integers(-6, 7, (len(k), 1)) * 30.0 if ties else c[:, :1])
+                  for k, c in ((rk, rc), (pk, pc)))
+    ri, pi = np.arange(len(rk)), np.arange(len(pk))
+    r, p, c, pos, n, hard, nh = kernels.match_sorted(rk, pk, rc, pc, ri, pi, False, False, form)
     got = set(zip(r[:n].tolist(), p[:n].tolist()))
     for i, g, j, q in hard[:nh]:
-        a, b = linear_sum_assignment(kernels.cost_block(rc, pc, np.arange(len(rk)), np.arange(len(pk)), False, False, False, i, g, j, q))
+        a, b = linear_sum_assignment(kernels.cost_block(rc, pc, ri, pi, False, False, form, i, g, j, q))
         got |= set(zip((i + a).tolist(), (j + b).tolist()))
     want = set()
     for key in np.intersect1d(rk, pk):
-        ri, pi = np.flatnonzero(rk == key), np.flatnonzero(pk == key)
-        cost = kernels.cost_block(rc, pc, np.arange(len(rk)), np.arange(len(pk)), False, False, False, ri[0], len(ri), pi[0], len(pi))
+        rows, cols = np.flatnonzero(rk == key), np.flatnonzero(pk == key)
+        if metric == "folded":  # written out here, not through the kernels
+            cost = np.abs(rc[rows, 0][:, None] - pc[cols, 0][None, :])
+        else:
+            cost = kernels.cost_block(rc, pc, ri, pi, False, False, form, rows[0], len(rows),
+                                      cols[0], len(cols))
         a, b = linear_sum_assignment(cost)
-        want |= set(zip(ri[a].tolist(), pi[b].tolist()))
+        want |= set(zip(rows[a].tolist(), cols[b].tolist()))
     assert got == want
     assert np.all(rk[r[:n]] == pk[p[:n]]) and np.all(np.diff(rk[r[:n]]) >= 0)
     assert np.all(pos[:n] == r[:n] - np.searchsorted(rk, rk[r[:n]]))

@@ -76,12 +76,16 @@ def test_track_identity_is_position_in_frame_list():
     assert K.get(counts, "AngE")[0] == pytest.approx(0.0, abs=1e-9)  # Hungarian per frame
 
 
-def test_jackknife_by_subtraction_equals_rescoring(tmp_path):
+@pytest.mark.parametrize("suite", ["dcase2023", "dcase2025"])
+def test_jackknife_by_subtraction_equals_rescoring(tmp_path, suite):
+    """The leave-one-file-out formula (as the official ``jackknife_estimation``: the interval is
+    ``estimate -/+ t * std_err`` around the bias-corrected estimate) on rescored subsets."""
     from seldbench.metrics.score import score_folders
-    from seldbench.metrics.simulate import write_random_set
+    from seldbench.metrics.simulate import write_random_set, write_random_stereo_set
 
-    write_random_set(tmp_path, 5, num_classes=13, seed=3)
-    full = score_folders(tmp_path / "pred", tmp_path / "ref", "dcase2023", jackknife=True)
+    write = write_random_stereo_set if suite == "dcase2025" else write_random_set
+    write(tmp_path, 5, num_classes=13, seed=3)
+    full = score_folders(tmp_path / "pred", tmp_path / "ref", suite, jackknife=True)
     # rescore each leave-one-out subset the slow way and rebuild the interval
     partial = []
     for k in range(5):
@@ -91,15 +95,16 @@ def test_jackknife_by_subtraction_equals_rescoring(tmp_path):
             for p in sorted((tmp_path / side).iterdir()):
                 if p.name != f"mix{k:03d}.csv":
                     (sub / side / p.name).write_text(p.read_text())
-        partial.append(score_folders(sub / "pred", sub / "ref", "dcase2023").figures["F"])
-    partial = np.array(partial)
-    f = full.figures["F"]
-    est = f - 4 * (partial.mean() - f)
-    se = math.sqrt(4 * np.mean((partial - partial.mean()) ** 2))
+        partial.append(score_folders(sub / "pred", sub / "ref", suite).figures)
     from scipy import stats
 
     t = stats.t.ppf(0.975, 4)
-    assert full.interval["F"] == pytest.approx((est - t * se, est + t * se), abs=1e-12)
+    for name in get_registry().get_metric_suite(suite).figures:
+        x = np.array([p[name] for p in partial])
+        f = full.figures[name]
+        est = f - 4 * (x.mean() - f)
+        se = math.sqrt(4 * np.mean((x - x.mean()) ** 2))
+        assert full.interval[name] == pytest.approx((est - t * se, est + t * se), abs=1e-9)
     assert "interval" in full.figures["classwise"][0]
 
 

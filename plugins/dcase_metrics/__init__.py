@@ -3,6 +3,8 @@
 - ``dcase2021``: 1-s segments over a fixed 60 s, micro average (TAU-NIGENS 2021, 12 classes).
 - ``dcase2022`` / ``dcase2023``: 1-s segments up to the last reference frame, macro average.
 - ``dcase2024``: 100-ms frames with distance (DOAE, DistE, RDE), macro average.
+- ``dcase2025``: stereo SELD, 100-ms frames, folded azimuth, distance and on/off-screen; both
+  F figures (``F``: onscreen not required, ``F_onscreen``: required), macro or micro average.
 
 The scoring code lives in :mod:`seldbench.metrics`; this plugin only names its variants.
 """
@@ -15,6 +17,7 @@ from seldbench.specs import MetricSuiteSpec
 
 SEGMENT_FIGURES = ("ER", "F", "LE", "LR", "SELD")
 FRAME_FIGURES = ("ER", "F", "DOAE", "DistE", "RDE", "LR", "SELD")
+STEREO_FIGURES = ("F", "F_onscreen", "DOAE", "DistE", "RDE", "OnscreenAcc")
 QUIRK_OPTIONS = {"no_last_frame_drop": False}
 
 
@@ -43,6 +46,12 @@ def build_dcase2024(num_classes: int, **options):
     return FrameScorer(num_classes, **options)
 
 
+def build_dcase2025(num_classes: int, **options):
+    from seldbench.api import StereoFrameScorer
+
+    return StereoFrameScorer(num_classes, **options)
+
+
 @hookimpl
 def seldbench_register_metric_suites():
     return [
@@ -62,4 +71,10 @@ def seldbench_register_metric_suites():
             figures=FRAME_FIGURES, rank_by="F", higher_is_better=True, default_classes=13,
             unit="frame", options=QUIRK_OPTIONS,
             description="DCASE 2024 Task 3: 100-ms frames, macro, 20 deg and relative distance 1.0"),
+        MetricSuiteSpec(
+            name="dcase2025", version="2025.1", build=build_dcase2025,
+            figures=STEREO_FIGURES, rank_by="F", higher_is_better=True, default_classes=13,
+            unit="frame", options={**QUIRK_OPTIONS, "average": "macro"},
+            description="DCASE 2025 Task 3 (stereo): 100-ms frames, folded azimuth, 20 deg, "
+                        "relative distance 1.0, F with and without onscreen"),
     ]

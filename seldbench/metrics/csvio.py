@@ -1,4 +1,5 @@
-"""Strict reading and writing of DCASE SELD CSV files (no header, one row per frame and event).
+"""Strict reading and writing of DCASE SELD CSV files (one row per frame and event; no header, but
+for the 2025 layout, whose header line is required).
 
 Layouts, by the number of fields in a row (which one a file may use depends on the suite):
 
@@ -10,6 +11,8 @@ name       fields                                                     used for
 ``fctaed`` ... azimuth_deg, elevation_deg, distance (cm or m)         STARSS23 references
 ``fctxyz`` frame, class, track, x, y, z                               2021 predictions
 ``fctxyzd`` frame, class, track, x, y, z, distance_m                  2022-2024 predictions
+``fctado`` header ``frame,class,source,azimuth,distance,onscreen``,  2025 references and
+           then frame, class, source, azimuth_deg, distance_cm, 0/1    predictions
 ========== ========================================================== ==================
 
 The official loaders dispatch on the field count row by row and silently drop rows with any
@@ -41,15 +44,19 @@ LAYOUTS: dict[str, tuple[int, bool, bool]] = {
     "fctaed": (6, False, True),
     "fctxyz": (6, True, True),
     "fctxyzd": (7, True, True),
+    "fctado": (6, False, True),
 }
+#: the header line the 2025 layout requires (the official loader skips line 1 unread)
+HEADER_2025 = "frame,class,source,azimuth,distance,onscreen"
 
 
 @dataclass
 class EventTable:
     """The rows of one DCASE CSV file, in file order.
 
-    ``coords`` is ``(N, 2)`` azimuth/elevation in degrees for polar layouts and ``(N, 3)``
-    x/y/z for Cartesian ones; ``distance`` is ``(N,)`` in the file's unit, or None.
+    ``coords`` is ``(N, 2)`` azimuth/elevation in degrees for polar layouts, ``(N, 3)``
+    x/y/z for Cartesian ones and ``(N, 1)`` azimuth for ``fctado``; ``distance`` is ``(N,)`` in
+    the file's unit, or None; ``onscreen`` is ``(N,)`` 0/1 for ``fctado``, else None.
     """
 
     path: str
@@ -60,6 +67,7 @@ class EventTable:
     coords: np.ndarray  # (N, 2) degrees or (N, 3) Cartesian, float64
     distance: np.ndarray | None  # (N,) float64
     line: np.ndarray  # (N,) 1-based line numbers, for messages
+    onscreen: np.ndarray | None = None  # (N,) int64 0/1 (2025 layout only)
 
     @property
     def cartesian(self) -> bool:
@@ -70,10 +78,11 @@ class EventTable:
 
     @classmethod
     def empty(cls, path: str = "<empty>", layout: str = "fctaed") -> EventTable:
-        k = 3 if LAYOUTS[layout][1] else 2
+        k = 3 if LAYOUTS[layout][1] else 1 if layout == "fctado" else 2
         z = np.zeros(0, np.int64)
-        dist = np.zeros(0) if layout in ("fctaed", "fctxyzd") else None
-        return cls(path, layout, z, z.copy(), z.copy(), np.zeros((0, k)), dist, z.copy())
+        dist = np.zeros(0) if layout in ("fctaed", "fctxyzd", "fctado") else None
+        return cls(path, layout, z, z.copy(), z.copy(), np.zeros((0, k)), dist, z.copy(),
+                   z.copy() if layout == "fctado" else None)
 
     def polar(self) -> np.ndarray:
         """``(N, 2)`` azimuth/elevation in degrees (``atan2`` of the Cartesian form if needed)."""
@@ -206,8 +215,20 @@ def _check_header(spath: str, lineno: int, line: str) -> None:
                     "header")
 
 
+def _check_header_line(spath: str, text: str, header: str) -> str:
+    """The text with its required header line (line 1, fields exactly ``header``'s, spaces
+    around them allowed) blanked, so that line numbers stay those of the file."""
+    first, newline, rest = text.partition("\n")
+    if not first.strip() and not newline:
+        raise _fail(spath, 1, f"no header line; a file of this suite starts with '{header}'")
+    if [t.strip() for t in first.split(",")] != header.split(","):
+        raise _fail(spath, 1, f"header '{printable(first.strip())}' is not '{header}'")
+    return "\n" + rest
+
+
 def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
-                   num_classes: int | None = None) -> EventTable:
+                   num_classes: int | None = None, *, header: str | None = None,
+                   positive_distance: bool = False) -> EventTable:
     """Read one DCASE CSV strictly.
 
     ``layouts`` maps an allowed field count to its layout name (e.g. ``{6: "fctaed"}``); every
@@ -216,12 +237,17 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
     integer frame, class and track (at most 2**53), frame >= 0, track >= 0, class in
     ``[0, num_classes)``, elevation in [-90, 90], Cartesian vectors of non-zero length.
     Cartesian vectors too long or short to square in float64 are scaled by a power of two,
-    which keeps their direction exactly.
+    which keeps their direction exactly. With ``header`` line 1 must be that header (a file of
+    only the header has no events); ``fctado`` rows also take an integer onscreen flag in
+    {0, 1}, and with ``positive_distance`` a distance above 0.
     """
     spath = str(path)
     text = _read_text(path, spath)
     if "\r" in text:  # \r\n line ends; a lone \r is then a control character like any other
         text = text.replace("\r\n", "\n")
+    if header is not None:
+        _check_characters(text.partition("\n")[0], spath)
+        text = _check_header_line(spath, text, header)
     strange = _check_characters(text, spath)
     rows = [(i + 1, ln) for i, ln in enumerate(text.split("\n")) if ln.strip()]
     if not rows:
@@ -229,7 +255,7 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
         return EventTable.empty(spath, layout)
     allowed = ", ".join(str(k) for k in sorted(layouts))
     nfields = rows[0][1].count(",") + 1
-    if strange:
+    if strange and header is None:
         _check_header(spath, *rows[0])
     if nfields not in layouts:
         raise _fail(spath, rows[0][0], f"{nfields} fields, expected {allowed}")
@@ -268,7 +294,8 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
     bad = ~np.isfinite(values)
     first_bad(bad.any(axis=1), lambda i: f"field {int(np.argmax(bad[i])) + 1} is "
               f"{field(i, int(np.argmax(bad[i])))}, not a finite number")
-    int_cols = [0, 1, 2] if has_track else [0, 1]
+    stereo = layout == "fctado"
+    int_cols = [0, 1, 2, 5] if stereo else [0, 1, 2] if has_track else [0, 1]
     ints = values[:, int_cols]
     nonint = ints != np.round(ints)
     first_bad(nonint.any(axis=1), lambda i: f"field {int_cols[int(np.argmax(nonint[i]))] + 1} "
@@ -292,6 +319,14 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
     else:
         track = np.zeros(len(rows), np.int64)
         start = 2
+    if stereo:
+        on = values[:, 5]
+        first_bad((on != 0) & (on != 1), lambda i: f"onscreen {field(i, 5)} is not 0 or 1")
+        if positive_distance:
+            first_bad(~(values[:, 4] > 0), lambda i: f"distance {field(i, 4)} is not above 0 "
+                      "(reference distances are in cm)")
+        return EventTable(spath, layout, frame, cls, track, np.ascontiguousarray(values[:, 3:4]),
+                          np.ascontiguousarray(values[:, 4]), lines, on.astype(np.int64))
     if cartesian:
         coords = values[:, start:start + 3]
         first_bad(~(coords != 0).any(axis=1), lambda i: "zero-length Cartesian vector (0, 0, 0)")
@@ -334,6 +369,20 @@ def write_dcase_csv(path: str | os.PathLike, table: EventTable, decimals: int = 
             fh.write(",".join(fields) + "\n")
 
 
+def write_dcase2025_csv(path: str | os.PathLike, table: EventTable, decimals: int = 4) -> None:
+    """Write an ``fctado`` table atomically: the header line, then integer frame, class,
+    source and onscreen, azimuth (degrees) and distance (cm) with at most ``decimals`` decimals
+    (``decimals=0`` rounds half to even, as the official writer's ``round``)."""
+    if table.layout != "fctado":
+        raise SeldbenchError(f"{table.path}: a {table.layout} table is not in the 2025 layout")
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(HEADER_2025 + "\n")
+        for i in range(len(table)):
+            fh.write(f"{int(table.frame[i])},{int(table.cls[i])},{int(table.track[i])},"
+                     f"{_num(table.coords[i, 0], decimals)},"
+                     f"{_num(table.distance[i], decimals)},{int(table.onscreen[i])}\n")
+
+
 def _num(v: float, decimals: int) -> str:
     if float(v).is_integer() and abs(v) < 1e15:
         return str(int(v))
@@ -351,22 +400,42 @@ def as_layout(table: EventTable, layout: str = "fctxyzd") -> EventTable:
                       dist if layout == "fctxyzd" else None, layout=layout, path=table.path)
 
 
+def as_stereo(table: EventTable, onscreen_deg: float = 45.0) -> EventTable:
+    """Any table as an ``fctado`` (2025) table, for simulations and tests: the azimuth of its
+    direction, its distance in cm (Cartesian prediction layouts hold metres: times 100; none:
+    100 cm), and, where it has no onscreen flag, 1 when ``|azimuth| <= onscreen_deg``."""
+    if table.layout == "fctado":
+        return table
+    az = table.polar()[:, :1]
+    if table.distance is None:
+        dist = np.full(len(table), 100.0)
+    else:
+        dist = table.distance * (100.0 if table.cartesian else 1.0)
+    on = (np.abs(az[:, 0]) <= onscreen_deg).astype(np.int64)
+    return EventTable(table.path, "fctado", table.frame, table.cls, table.track,
+                      np.ascontiguousarray(az), dist, table.line, on)
+
+
 def make_table(frame, cls, track, coords, distance=None, layout: str | None = None,
-               path: str = "<memory>") -> EventTable:
-    """Build an :class:`EventTable` from arrays (e.g. decoder output); layout inferred."""
+               path: str = "<memory>", onscreen=None) -> EventTable:
+    """Build an :class:`EventTable` from arrays (e.g. decoder output); layout inferred (with
+    ``onscreen``: ``fctado``, ``coords`` the azimuths and ``distance`` in cm)."""
     coords = np.asarray(coords, dtype=np.float64)
     if coords.ndim != 2:
         coords = coords.reshape(len(frame), -1)
     cart = coords.shape[1] == 3
     if layout is None:
-        layout = ("fctxyzd" if distance is not None else "fctxyz") if cart else \
+        layout = "fctado" if onscreen is not None else \
+                 ("fctxyzd" if distance is not None else "fctxyz") if cart else \
                  ("fctaed" if distance is not None else "fctae")
     n = len(frame)
     return EventTable(path, layout, np.asarray(frame, np.int64), np.asarray(cls, np.int64),
                       np.asarray(track, np.int64), coords,
                       None if distance is None else np.asarray(distance, np.float64),
-                      np.arange(1, n + 1, dtype=np.int64))
+                      np.arange(1, n + 1, dtype=np.int64),
+                      None if onscreen is None else np.asarray(onscreen, np.int64))
 
 
-__all__ = ["EventTable", "LAYOUTS", "as_layout", "read_dcase_csv", "write_dcase_csv", "make_table",
+__all__ = ["EventTable", "LAYOUTS", "HEADER_2025", "as_layout", "as_stereo", "read_dcase_csv", "write_dcase_csv",
+           "write_dcase2025_csv", "make_table",
            "cartesian_to_polar", "polar_to_cartesian"]

@@ -12,7 +12,7 @@ MIN_FILES = 10
 #: the values each figure can take, by figure name; an interval reaching outside is flagged
 FIGURE_RANGES = {"ER": (0.0, math.inf), "F": (0.0, 1.0), "LR": (0.0, 1.0), "SELD": (0.0, math.inf),
                  "LE": (0.0, 180.0), "DOAE": (0.0, 180.0), "DistE": (0.0, math.inf),
-                 "RDE": (0.0, math.inf)}
+                 "RDE": (0.0, math.inf), "F_onscreen": (0.0, 1.0), "OnscreenAcc": (0.0, 1.0)}
 
 
 def jackknife_interval(full: float, partial: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:

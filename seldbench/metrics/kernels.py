@@ -8,6 +8,11 @@ assignment is always the one scipy's ``linear_sum_assignment`` makes.
 
 Grid keys: ``key = (grid_row * C + class)``, ``grid_row = file_offset + frame``.
 
+The matching cost is one of three official forms (``metric``): ``POLAR`` (2021-2023: the great
+circle angle from azimuth/elevation), ``UNIT`` (2024: the angle between unit vectors
+normalised by ``sqrt(|v|^2 + 1e-10)``) and ``FOLDED_AZIMUTH`` (2025: ``|a - b|`` of azimuths the
+caller has already folded front-back).
+
 Compiled code is cached on disk (numba's ``cache=True``: next to this file, else under the
 user's cache folder). Where neither can be written (a read-only install and HOME) the cache goes
 to a folder under the temporary directory, and where even that fails the kernels are compiled
@@ -22,8 +27,7 @@ import tempfile
 import numba
 import numpy as np
 
-from seldbench.metrics.counters import IDX
-
+from seldbench.metrics.counters import COUNTERS, IDX
 
 
 def _temp_cache_dir() -> str:
@@ -60,23 +64,30 @@ def _njit(**options):
     return decorate
 
 
+POLAR, UNIT, FOLDED_AZIMUTH = 0, 1, 2  # the cost forms (``metric``)
+_N_COUNTERS = len(COUNTERS)
 TIE_DEG = 1e-9
 _PERMS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]], np.int64)
-(_TP, _FP, _FPS, _FN, _NREF, _ANG, _DIST, _REL, _DETP, _DEFP, _DEFN, _S, _D, _I) = (
-    IDX[n] for n in ("TP", "FP", "FP_spatial", "FN", "Nref", "AngE", "DistE", "RelDistE",
-                     "DE_TP", "DE_FP", "DE_FN", "S", "D", "I"))
+(_TP, _FP, _FPS, _FN, _NREF, _ANG, _DIST, _REL, _DETP, _DEFP, _DEFN, _S, _D, _I, _TPO, _FPSO,
+ _ONOK) = (IDX[n] for n in ("TP", "FP", "FP_spatial", "FN", "Nref", "AngE", "DistE", "RelDistE",
+                           "DE_TP", "DE_FP", "DE_FN", "S", "D", "I", "TP_onscreen",
+                           "FP_spatial_onscreen", "OnscreenCorrect"))
 
 
 @_njit(inline="always")
-def _terms(coords, k, cartesian_in, unit_out, out, o):
+def _terms(coords, k, cartesian_in, metric, out, o):
     """Direction terms of CSV row ``k`` (of ``coords``) into ``out[o]``, with the official
     conversions.
 
     ``coords[k]``: azimuth/elevation degrees, or x, y, z (``cartesian_in``: converted to degrees
-    with ``atan2`` first, as every official loader does). Terms: (azimuth rad, sin el, cos el),
-    or with ``unit_out`` the unit vector of the degrees normalised by ``sqrt(|v|^2 + 1e-10)``
-    as the 2024 scorer does.
+    with ``atan2`` first, as every official loader does), or with ``FOLDED_AZIMUTH`` one folded
+    azimuth in degrees (taken as is). Terms: (azimuth rad, sin el, cos el) for ``POLAR``; the
+    unit vector of the degrees normalised by ``sqrt(|v|^2 + 1e-10)`` for ``UNIT``, as the 2024
+    scorer does; the folded azimuth for ``FOLDED_AZIMUTH``.
     """
+    if metric == FOLDED_AZIMUTH:
+        out[o, 0] = coords[k, 0]
+        return
     if cartesian_in:
         x, y, z = coords[k, 0], coords[k, 1], coords[k, 2]
         az = math.atan2(y, x) * 180 / math.pi
@@ -85,7 +96,7 @@ def _terms(coords, k, cartesian_in, unit_out, out, o):
         az, el = coords[k, 0], coords[k, 1]
     a = az * math.pi / 180.0
     e = el * math.pi / 180.0
-    if unit_out:
+    if metric == UNIT:
         ce = math.cos(e)
         ux, uy, uz = math.cos(a) * ce, math.sin(a) * ce, math.sin(e)
         nn = math.sqrt(ux ** 2 + uy ** 2 + uz ** 2 + 1e-10)
@@ -95,9 +106,11 @@ def _terms(coords, k, cartesian_in, unit_out, out, o):
 
 
 @_njit(inline="always")
-def _angle(r, a, p, b, unit):
+def _angle(r, a, p, b, metric):
     """Angle in degrees between terms ``r[a]`` and ``p[b]`` (see :func:`_terms`)."""
-    if unit:
+    if metric == FOLDED_AZIMUTH:
+        return abs(r[a, 0] - p[b, 0])
+    if metric == UNIT:
         d = r[a, 0] * p[b, 0] + r[a, 1] * p[b, 1] + r[a, 2] * p[b, 2]
     else:
         d = r[a, 1] * p[b, 1] + r[a, 2] * p[b, 2] * math.cos(abs(r[a, 0] - p[b, 0]))
@@ -106,11 +119,12 @@ def _angle(r, a, p, b, unit):
 
 
 @_njit(nogil=True)
-def match_sorted(rk, pk, rc, pc, ri, pi, r_cart, p_cart, unit):
+def match_sorted(rk, pk, rc, pc, ri, pi, r_cart, p_cart, metric):
     """Assign predictions to references inside every shared key.
 
     ``rk``/``pk``: sorted keys; sorted row ``k`` has CSV coordinates ``rc[ri[k]]`` (``pc[pi[k]]``;
-    Cartesian when ``r_cart``/``p_cart``), converted here only for rows of shared keys. Returns ``(ref_row, pred_row,
+    Cartesian when ``r_cart``/``p_cart``), converted here only for rows of shared keys; ``metric``:
+    the cost form. Returns ``(ref_row, pred_row,
     cost, ref_pos, n, hard, n_hard)``: the first ``n`` pairs in key order (``ref_pos`` = position
     of the reference row inside its group) and ``n_hard`` groups ``(ref_start, refs,
     pred_start, preds)`` left to scipy.
@@ -146,17 +160,17 @@ def match_sorted(rk, pk, rc, pc, ri, pi, r_cart, p_cart, unit):
         if g == 1 or p == 1:
             # one entry on a side: the first minimum, as scipy breaks ties
             if g == 1:
-                _terms(rc, ri[i], r_cart, unit, rt, 0)
+                _terms(rc, ri[i], r_cart, metric, rt, 0)
             if p == 1:
-                _terms(pc, pi[j], p_cart, unit, pt, 0)
+                _terms(pc, pi[j], p_cart, metric, pt, 0)
             best = 0
             bc = np.inf
             for k in range(max(g, p)):
                 if g > 1:
-                    _terms(rc, ri[i + k], r_cart, unit, rt, 0)
+                    _terms(rc, ri[i + k], r_cart, metric, rt, 0)
                 if p > 1:
-                    _terms(pc, pi[j + k], p_cart, unit, pt, 0)
-                c = _angle(rt, 0, pt, 0, unit)
+                    _terms(pc, pi[j + k], p_cart, metric, pt, 0)
+                c = _angle(rt, 0, pt, 0, metric)
                 if c < bc:
                     bc = c
                     best = k
@@ -167,12 +181,12 @@ def match_sorted(rk, pk, rc, pc, ri, pi, r_cart, p_cart, unit):
             n += 1
         elif g <= 3 and p <= 3:
             for a in range(g):
-                _terms(rc, ri[i + a], r_cart, unit, rt, a)
+                _terms(rc, ri[i + a], r_cart, metric, rt, a)
             for b in range(p):
-                _terms(pc, pi[j + b], p_cart, unit, pt, b)
+                _terms(pc, pi[j + b], p_cart, metric, pt, b)
             for a in range(3):
                 for b in range(3):
-                    cost[a, b] = _angle(rt, a, pt, b, unit) if (a < g and b < p) else 0.0
+                    cost[a, b] = _angle(rt, a, pt, b, metric) if (a < g and b < p) else 0.0
             m = min(g, p)
             tot = np.full(6, np.inf)
             mask = np.zeros(6, np.int64)
@@ -218,18 +232,18 @@ def match_sorted(rk, pk, rc, pc, ri, pi, r_cart, p_cart, unit):
 
 
 @_njit()
-def cost_block(rc, pc, ri, pi, r_cart, p_cart, unit, i, g, j, p):
+def cost_block(rc, pc, ri, pi, r_cart, p_cart, metric, i, g, j, p):
     """The ``(g, p)`` angle matrix of reference rows ``i..i+g`` and prediction rows ``j..j+p``."""
     rt = np.empty((g, 3))
     pt = np.empty((p, 3))
     for a in range(g):
-        _terms(rc, ri[i + a], r_cart, unit, rt, a)
+        _terms(rc, ri[i + a], r_cart, metric, rt, a)
     for b in range(p):
-        _terms(pc, pi[j + b], p_cart, unit, pt, b)
+        _terms(pc, pi[j + b], p_cart, metric, pt, b)
     out = np.empty((g, p))
     for a in range(g):
         for b in range(p):
-            out[a, b] = _angle(rt, a, pt, b, unit)
+            out[a, b] = _angle(rt, a, pt, b, metric)
     return out
 
 
@@ -260,7 +274,7 @@ def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spat
                    threshold):
     """Counters ``(files, counters, C)`` of the 1-s segment rules (docs/metrics.md, "Segment suites"), block by block.
     ``m_*``: matched pairs sorted by key; ``spatial``: the counter a wrong match goes to."""
-    out = np.zeros((n_files, 14, C))
+    out = np.zeros((n_files, _N_COUNTERS, C))
     nG = np.zeros(C, np.int64)
     nP = np.zeros(C, np.int64)
     tsum = np.zeros((C, max_pos))
@@ -340,14 +354,20 @@ def segment_counts(rk, pk, m_key, m_pos, m_cost, C, seg, row_file, n_files, spat
 
 
 @_njit(nogil=True)
-def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, threshold,
-                 dist_threshold, reldist_threshold):
-    """Counters ``(files, counters, C)`` of the 100-ms frame rules (docs/metrics.md, "Frame suite"), frame by frame."""
-    out = np.zeros((n_files, 14, C))
+def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, m_on, C, row_file, n_files, threshold,
+                 dist_threshold, reldist_threshold, onscreen):
+    """Counters ``(files, counters, C)`` of the 100-ms frame rules (docs/metrics.md, "Frame suite"), frame by frame.
+
+    With ``onscreen`` (2025), ``m_on[m]`` is 1 where matched pair ``m`` agrees on the
+    on/off-screen flag: it is counted, and a second TP/FP_spatial pair also fails a disagreeing
+    match (the official ``req_onscreen``). Without, ``m_on`` is not read.
+    """
+    out = np.zeros((n_files, _N_COUNTERS, C))
     R = np.zeros(C, np.int64)
     P = np.zeros(C, np.int64)
     K = np.zeros(C, np.int64)
     L = np.zeros(C, np.int64)
+    LO = np.zeros(C, np.int64)
     nr, npr, nm = rk.shape[0], pk.shape[0], m_key.shape[0]
     i = 0
     j = 0
@@ -359,6 +379,7 @@ def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, thr
         P[:] = 0
         K[:] = 0
         L[:] = 0
+        LO[:] = 0
         f = row_file[row]
         while i < nr and rk[i] // C == row:
             R[rk[i] % C] += 1
@@ -369,8 +390,14 @@ def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, thr
         while m < nm and m_key[m] // C == row:
             c = m_key[m] % C
             K[c] += 1
-            if m_cost[m] > threshold or m_dist[m] > dist_threshold or m_rel[m] > reldist_threshold:
+            fail = m_cost[m] > threshold or m_dist[m] > dist_threshold or \
+                m_rel[m] > reldist_threshold
+            if fail:
                 L[c] += 1
+            if onscreen:
+                out[f, _ONOK, c] += m_on[m]
+                if fail or m_on[m] == 0:
+                    LO[c] += 1
             out[f, _ANG, c] += m_cost[m]
             out[f, _DIST, c] += m_dist[m]
             out[f, _REL, c] += m_rel[m]
@@ -387,6 +414,9 @@ def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, C, row_file, n_files, thr
                 out[f, _TP, c] += K[c] - L[c]
                 out[f, _FPS, c] += L[c]
                 out[f, _DETP, c] += K[c]
+                if onscreen:
+                    out[f, _TPO, c] += K[c] - LO[c]
+                    out[f, _FPSO, c] += LO[c]
                 _extra(out, f, c, fp)
                 _missed(out, f, c, fn)
                 loc_fp += fp + L[c]

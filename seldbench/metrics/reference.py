@@ -105,6 +105,50 @@ def segment_counts(ref, pred, num_classes: int, n_frames: int, spatial_fp: str) 
     return counts
 
 
+def _frame_class(row: dict, c: int, R: list, P: list, cost, dist_threshold: float,
+                 reldist_threshold: float, onscreen: bool = False) -> tuple[int, int]:
+    """Counters of class ``c`` in one frame (2024/2025 frame rules) into ``row``; ``R``/``P``:
+    ``(direction, distance[, onscreen flag])`` entries, ``cost(a, b)`` the matching cost of two
+    directions in degrees. Returns the frame's (false positives, false negatives) of ``c``."""
+    row["Nref"][c] += len(R)
+    if R and P:
+        pairs = _assign([r[0] for r in R], [p[0] for p in P], cost)
+        bad = bad_on = 0
+        for i, j, ang in pairs:
+            de = abs(R[i][1] - P[j][1])
+            rel = de / (R[i][1] + EPS)
+            fail = (ang > 20) or (de > dist_threshold) or (rel > reldist_threshold)
+            bad += fail
+            row["AngE"][c] += ang
+            row["DistE"][c] += de
+            row["RelDistE"][c] += rel
+            if onscreen:
+                same = R[i][2] == P[j][2]
+                bad_on += fail or not same
+                row["OnscreenCorrect"][c] += same
+        k = len(pairs)
+        row["TP"][c] += k - bad
+        row["FP_spatial"][c] += bad
+        if onscreen:
+            row["TP_onscreen"][c] += k - bad_on
+            row["FP_spatial_onscreen"][c] += bad_on
+        row["DE_TP"][c] += k
+        fp, fn = max(0, len(P) - len(R)), max(0, len(R) - len(P))
+        row["FP"][c] += fp
+        row["DE_FP"][c] += fp
+        row["FN"][c] += fn
+        row["DE_FN"][c] += fn
+        return fp + bad, fn
+    if R:
+        row["FN"][c] += len(R)
+        row["DE_FN"][c] += len(R)
+        return 0, len(R)
+    if P:
+        row["FP"][c] += len(P)
+        row["DE_FP"][c] += len(P)
+    return len(P), 0
+
+
 def frame_counts(ref, pred, num_classes: int, n_frames: int,
                  dist_threshold_m: float = math.inf, reldist_threshold: float = 1.0) -> np.ndarray:
     """Counters of one file for the 100-ms frame rules (2024), frames < n_frames.
@@ -122,40 +166,54 @@ def frame_counts(ref, pred, num_classes: int, n_frames: int,
     for f in range(n_frames):
         loc_fp = loc_fn = 0
         for c in range(num_classes):
-            R = gt.get(f, {}).get(c, [])
-            P = pr.get(f, {}).get(c, [])
-            row["Nref"][c] += len(R)
-            if R and P:
-                pairs = _assign([r[0] for r in R], [p[0] for p in P], _cart_angle)
-                bad = 0
-                for i, j, ang in pairs:
-                    de = abs(R[i][1] - P[j][1])
-                    rel = de / (R[i][1] + EPS)
-                    bad += (ang > 20) or (de > dist_threshold_m) or (rel > reldist_threshold)
-                    row["AngE"][c] += ang
-                    row["DistE"][c] += de
-                    row["RelDistE"][c] += rel
-                k = len(pairs)
-                row["TP"][c] += k - bad
-                row["FP_spatial"][c] += bad
-                row["DE_TP"][c] += k
-                fp, fn = max(0, len(P) - len(R)), max(0, len(R) - len(P))
-                row["FP"][c] += fp
-                row["DE_FP"][c] += fp
-                row["FN"][c] += fn
-                row["DE_FN"][c] += fn
-                loc_fp += fp + bad
-                loc_fn += fn
-            elif R:
-                row["FN"][c] += len(R)
-                row["DE_FN"][c] += len(R)
-                loc_fn += len(R)
-            elif P:
-                row["FP"][c] += len(P)
-                row["DE_FP"][c] += len(P)
-                loc_fp += len(P)
+            fp, fn = _frame_class(row, c, gt.get(f, {}).get(c, []), pr.get(f, {}).get(c, []),
+                                  _cart_angle, dist_threshold_m, reldist_threshold)
+            loc_fp += fp
+            loc_fn += fn
         S += min(loc_fp, loc_fn)
         D += max(0, loc_fn - loc_fp)
         I += max(0, loc_fp - loc_fn)
     counts[K.IDX["S"], 0], counts[K.IDX["D"], 0], counts[K.IDX["I"], 0] = S, D, I
+    return counts
+
+
+def _organise(table, n_frames: int, max_tracks: int = 10) -> dict:
+    """{frame: {class: {track: (azimuth, distance, onscreen)}}} for frames < n_frames, tracks
+    placed as the 2025 loader does: the source id if below ``max_tracks`` and free, else the
+    lowest free track, else track 0 (overwritten). Dict order is insertion order."""
+    out: dict = {}
+    for f, c, s, az, d, on in zip(table.frame.tolist(), table.cls.tolist(), table.track.tolist(),
+                                  table.coords[:, 0].tolist(), table.distance.tolist(),
+                                  table.onscreen.tolist()):
+        if f >= n_frames:
+            continue
+        tracks = out.setdefault(f, {}).setdefault(c, {})
+        if s not in tracks and s < max_tracks:
+            t = s
+        else:
+            free = [k for k in range(max_tracks) if k not in tracks]
+            t = free[0] if free else 0
+        tracks[t] = (az, d, on)
+    return out
+
+
+def stereo_frame_counts(ref, pred, num_classes: int, n_frames: int,
+                        dist_threshold_cm: float = math.inf,
+                        reldist_threshold: float = 1.0) -> np.ndarray:
+    """Counters of one file for the 2025 stereo frame rules, frames < n_frames: ``fctado``
+    tables (distances in cm), Hungarian on the folded azimuth difference, onscreen counted."""
+    from seldbench.metrics.angles import fold_azimuth
+
+    def folded(a):
+        return float(fold_azimuth(np.array([a]))[0])
+
+    counts = K.zeros(num_classes)
+    row = {name: counts[K.IDX[name]] for name in K.COUNTERS}
+    gt, pr = _organise(ref, n_frames), _organise(pred, n_frames)
+    for f in range(n_frames):
+        for c in range(num_classes):
+            R, P = ([(folded(az), d, on) for az, d, on in side.get(f, {}).get(c, {}).values()]
+                    for side in (gt, pr))
+            _frame_class(row, c, R, P, lambda a, b: abs(a - b), dist_threshold_cm,
+                         reldist_threshold, onscreen=True)
     return counts

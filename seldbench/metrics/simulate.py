@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from seldbench.metrics.csvio import EventTable, make_table, polar_to_cartesian, write_dcase_csv
+from seldbench.metrics.csvio import (EventTable, as_stereo, make_table, polar_to_cartesian,
+                                     write_dcase2025_csv, write_dcase_csv)
 
 
 def random_reference(rng: np.random.Generator, num_classes: int, n_frames: int = 600,
@@ -76,3 +77,38 @@ def write_random_set(out_dir, n_files: int, num_classes: int = 13, seed: int = 0
         pred = random_prediction(rng, ref, num_classes, with_distance=with_distance)
         write_dcase_csv(out / "ref" / f"mix{k:03d}.csv", ref)
         write_dcase_csv(out / "pred" / f"mix{k:03d}.csv", pred)
+
+
+def random_stereo_pair(rng: np.random.Generator, num_classes: int, n_frames: int = 50,
+                       n_events: int = 6, flip_onscreen: float = 0.15,
+                       **noise) -> tuple[EventTable, EventTable]:
+    """A 2025 (``fctado``) reference and prediction: :func:`random_reference` and
+    :func:`random_prediction` (``noise``: their keyword arguments) in the stereo layout, with
+    integer source ids up to 12 and a share ``flip_onscreen`` of predicted flags wrong."""
+    ref = as_stereo(random_reference(rng, num_classes, n_frames, n_events))
+    pred = as_stereo(random_prediction(rng, ref_polar(ref), num_classes, **noise))
+    for t in (ref, pred):
+        t.track = rng.integers(0, 13, len(t))
+    flip = rng.random(len(pred)) < flip_onscreen
+    pred.onscreen = np.where(flip, 1 - pred.onscreen, pred.onscreen)
+    return ref, pred
+
+
+def ref_polar(table: EventTable) -> EventTable:
+    """An ``fctado`` table as ``fctaed`` (elevation 0), the input :func:`random_prediction` takes."""
+    coords = np.concatenate([table.coords, np.zeros((len(table), 1))], axis=1)
+    return make_table(table.frame, table.cls, table.track, coords, table.distance, layout="fctaed")
+
+
+def write_random_stereo_set(out_dir, n_files: int, num_classes: int = 13, seed: int = 0,
+                            n_frames: int = 50) -> None:
+    """Write ``ref/`` and ``pred/`` folders of ``n_files`` random 2025 CSV pairs (5-s clips by
+    default)."""
+    from pathlib import Path
+
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    for k in range(n_files):
+        ref, pred = random_stereo_pair(rng, num_classes, n_frames)
+        write_dcase2025_csv(out / "ref" / f"mix{k:03d}.csv", ref)
+        write_dcase2025_csv(out / "pred" / f"mix{k:03d}.csv", pred)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import math
 
 #: figures shown as percentages in tables (stored as fractions)
-PERCENT = {"F", "LR"}
+PERCENT = {"F", "LR", "F_onscreen", "OnscreenAcc"}
 
 
 def fmt(name: str, value: float | None) -> str:
-    """A figure as a table cell: F/LR in %, angles in degrees, the rest with 3 decimals.
+    """A figure as a table cell: F, LR and onscreen figures in %, angles in degrees, the rest
+    with 3 decimals.
     A per-class name ``FIG[class]`` is formatted as ``FIG``."""
     name = name.split("[", 1)[0]
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -31,20 +32,25 @@ def score_table(result) -> str:
     """The overall figures (with intervals) and the per-class table of a ScoreResult."""
     figs = [k for k in result.figures if k != "classwise"]
     lines = [f"suite {result.suite}, {len(result.files)} files"
-             + (f", options: {', '.join(result.options)}" if result.options else "")]
+             + (", options: " + ", ".join(k if v is True else f"{k}={v}"
+                                           for k, v in result.options.items())
+                if result.options else "")]
     check = getattr(result, "interval_check", None) or {}
+    name_w = max([6, *map(len, figs)])
     for k in figs:
         cell = fmt(k, result.figures[k])
         if k in result.interval:
             lo, hi = result.interval[k]
             cell += f"  [{fmt(k, lo)}, {fmt(k, hi)}]"
             cell += interval_marks(k, check)
-        lines.append(f"  {k:<6} {cell}")
+        lines.append(f"  {k:<{name_w}} {cell}")
     per = [k for k in figs if k != "ER"]
+    width = {k: max(8, len(k)) for k in per}
     lines.append("")
-    lines.append("  class " + " ".join(f"{k:>8}" for k in per))
+    lines.append("  class " + " ".join(f"{k:>{width[k]}}" for k in per))
     for row in result.figures["classwise"]:
-        lines.append(f"  {row['class']:>5} " + " ".join(f"{fmt(k, row.get(k)):>8}" for k in per))
+        lines.append(f"  {row['class']:>5} " + " ".join(f"{fmt(k, row.get(k)):>{width[k]}}"
+                                                       for k in per))
     return "\n".join(lines)
 
 
