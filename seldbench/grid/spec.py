@@ -136,8 +136,8 @@ def load_grid(path: str | Path) -> Grid:
     entries = []
     for i, raw in enumerate(grid["entries"]):
         prefix = f"entries.{i}."
-        where = f"{source}:{lines.get(f'entries.{i}.model', lines.get('entries', '?'))}"
         sub = {k[len(prefix):]: n for k, n in lines.items() if k.startswith(prefix)}
+        where = f"{source}:{min(sub.values(), default=lines.get('entries', '?'))}"
         if isinstance(raw.get("seeds"), int) and not isinstance(raw.get("seeds"), bool):
             raw["seeds"] = [raw["seeds"]]
         entry = merge(ENTRY_KEYS, raw, source, sub)
