@@ -70,11 +70,17 @@ def format_rows(rows: list[dict]) -> str:
 def make_backend(name: str, grid: Grid, cells: list[Cell], address: str | None,
                  max_concurrent: int | None):
     """The backend ``name`` (one of :data:`BACKENDS`); imports Ray or submitit only here."""
-    if name == "ray":
-        from seldbench.grid.ray_backend import RayBackend
+    from seldbench.errors import SeldbenchError
 
-        return RayBackend(address)
-    from seldbench.grid.slurm_backend import SlurmBackend
+    try:
+        if name == "ray":
+            from seldbench.grid.ray_backend import RayBackend
+
+            return RayBackend(address)
+        from seldbench.grid.slurm_backend import SlurmBackend
+    except ImportError as exc:
+        raise SeldbenchError(f"--backend {name} needs {exc.name}: pip install "
+                             "'seldbench[grid]' (or the lock file)") from None
 
     folder = Path(cells[0].out) / ".grid" / "submitit" / grid.name
     return SlurmBackend(folder, grid.slurm, grid.resources, local=name == "slurm-local",

@@ -214,7 +214,8 @@ def run_grid(cells: Sequence[Cell], backend: Backend, grid_name: str, retries: i
                     progress.durations.append(float(out.get("wall_s", 0.0)))
                     progress.cell(cell, f"done in {_fmt_s(out.get('wall_s', 0.0))} "
                                   f"({out['run_dir']})")
-                    note(cell, state="done", run_dir=out["run_dir"])
+                    note(cell, state="done", run_dir=out["run_dir"],
+                         wall_s=round(float(out.get("wall_s", 0.0)), 3))
                 else:
                     fail(cell, out["error"])
                 progress.bar()
