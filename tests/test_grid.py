@@ -202,6 +202,9 @@ def test_ray_backend_refuses_resources_the_cluster_cannot_give():
 
     from seldbench.grid.spec import Resources
 
+    assert backend.slots(Resources(cpus=1)) == 2
+    assert backend.slots(Resources(cpus=0.5, memory_gib=3)) == 2  # 8 GiB / 3
+
     gpu = [replace(cells[0], resources=Resources(gpus=0.25))]
     with pytest.raises(SeldbenchError, match=r"^g.yaml: resources.gpus is 0.25 per cell, more "
                        r"than the local Ray cluster has \(0\); run on a GPU machine"):

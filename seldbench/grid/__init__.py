@@ -98,8 +98,10 @@ def run_grid_file(path: str | os.PathLike, backend: str = "ray", address: str | 
         max_concurrent = max(1, int((os.cpu_count() or 1) // max(grid.resources.cpus, 1)))
     todo = [c for c in cells if cell_state(c).kind not in ("done", "invalid")]
     engine = make_backend(backend, grid, cells, address, max_concurrent) if todo else None
-    if engine is not None and hasattr(engine, "describe"):
+    if engine is not None and engine.name == "ray":
         echo(f"[grid] {engine.describe()}")
+        # as many at once as fit now, so that "running" means running, not queued in Ray
+        max_concurrent = max_concurrent or engine.slots(grid.resources)
     try:
         return run_grid(cells, engine, grid.name, retries, max_concurrent, echo)
     finally:

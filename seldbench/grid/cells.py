@@ -164,6 +164,11 @@ def _logger(log_path: str | None):
     return log, fh.close
 
 
+def one_line(text, limit: int = 300) -> str:
+    """``text`` (or an exception) on one line, at most ``limit`` characters."""
+    return " ".join(str(text).split())[:limit]
+
+
 def _guarded(work, log) -> dict:
     """``work()``'s dict, or ``{"ok": False, "error": one line}``: a cell's failure is data."""
     t0 = time.perf_counter()
@@ -175,7 +180,7 @@ def _guarded(work, log) -> dict:
         import traceback
 
         log(traceback.format_exc())
-        out = {"ok": False, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+        out = {"ok": False, "error": f"{type(exc).__name__}: {one_line(exc)}"}
     out["wall_s"] = time.perf_counter() - t0
     out["pid"] = os.getpid()
     if not out.get("ok"):

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from seldbench.errors import SeldbenchError
-from seldbench.grid.cells import Cell
+from seldbench.grid.cells import Cell, one_line
 from seldbench.grid.driver import Backend, WorkerLost
 
 #: set before Ray is imported: no usage statistics, no dashboard, no log deduplication
@@ -42,7 +42,7 @@ class RayBackend(Backend):
                 ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = "start a local Ray cluster" if self.embedded else f"reach Ray at {address}"
-            raise SeldbenchError(f"cannot {where}: {' '.join(str(exc).split())[:300]}") from None
+            raise SeldbenchError(f"cannot {where}: {one_line(exc)}") from None
         self._remote: dict[Callable, object] = {}
 
     def describe(self) -> str:
@@ -50,6 +50,16 @@ class RayBackend(Backend):
         gpus = f", {res['GPU']:g} GPU(s)" if res.get("GPU") else ""
         kind = "local Ray cluster" if self.embedded else "Ray cluster"
         return f"{kind}: {res.get('CPU', 0):g} CPU(s){gpus}"
+
+    def slots(self, r) -> int:
+        """How many cells of resources ``r`` the cluster runs at once now."""
+        res = self.ray.cluster_resources()
+        fits = [res.get("CPU", 0) / r.cpus]
+        if r.gpus:
+            fits.append(res.get("GPU", 0) / r.gpus)
+        if r.memory_gib:
+            fits.append(res.get("memory", 0) / (r.memory_gib * 2**30))
+        return max(1, int(min(fits) + 1e-9))
 
     def check(self, cells: Sequence[Cell]) -> None:
         """A cell asking for more than the whole cluster has would wait for ever: refuse it."""
@@ -89,7 +99,7 @@ class RayBackend(Backend):
         try:
             return self.ray.get(handle)
         except exc.RayTaskError as err:  # raised by the task itself (cells catch their own)
-            return {"ok": False, "error": ' '.join(str(err.cause or err).split())[:300]}
+            return {"ok": False, "error": one_line(err.cause or err)}
         except exc.RayError as err:  # the worker or its node died
             raise WorkerLost(type(err).__name__) from None
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import submitit
 
 from seldbench.errors import SeldbenchError
+from seldbench.grid.cells import one_line
 from seldbench.grid.driver import Backend, WorkerLost
 
 
@@ -57,7 +58,7 @@ class SlurmBackend(Backend):
             self.executor = submitit.SlurmExecutor(folder)
             self.executor.update_parameters(**params)
         except (RuntimeError, ValueError) as exc:
-            raise SeldbenchError(f"slurm: {' '.join(str(exc).split())[:300]}") from None
+            raise SeldbenchError(f"slurm: {one_line(exc)}") from None
 
     def submit(self, fn: Callable, args: Sequence[tuple]) -> list:
         try:
@@ -65,7 +66,7 @@ class SlurmBackend(Backend):
                 jobs = [self.executor.submit(CellJob(), fn, *a) for a in args]
         except (OSError, RuntimeError, submitit.core.utils.FailedJobError) as exc:
             raise SeldbenchError(f"slurm: cannot submit: "
-                                 f"{' '.join(str(exc).split())[:300]}") from None
+                                 f"{one_line(exc)}") from None
         return jobs
 
     def wait(self, handles: list, timeout_s: float) -> list:
@@ -81,8 +82,9 @@ class SlurmBackend(Backend):
             return handle.result()
         except (submitit.core.utils.UncompletedJobError,
                 submitit.core.utils.FailedJobError) as exc:
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise WorkerLost(f"job {handle.job_id}: {type(exc).__name__}: {first}") from None
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise WorkerLost(f"job {handle.job_id}: {type(exc).__name__}: "
+                             f"{one_line(first, 200)}") from None
 
     def cancel(self, handles: list) -> None:
         for h in handles:
