@@ -368,3 +368,29 @@ def test_the_same_grid_through_submitit_local_executor(synth_env):
     recs = _records(synth_env / "gsubmitit")
     assert sorted(r["seed"] for r in recs.values()) == [0, 1]
     assert list((synth_env / "gsubmitit" / ".grid" / "submitit" / "gsubmitit").glob("*_result.pkl"))
+
+
+def test_a_dead_ray_address_is_one_error_at_once():
+    from seldbench.grid.ray_backend import RayBackend
+
+    with pytest.raises(SeldbenchError, match=r"^cannot reach Ray at 127.0.0.1:1: Connection "
+                                             r"refused$"):
+        RayBackend("127.0.0.1:1")
+
+
+def test_status_shows_partial_epochs_and_the_last_failure(tmp_path):
+    from seldbench.grid import status_rows
+    from seldbench.grid.driver import run_grid
+    from seldbench.training.trainer import save_checkpoint
+
+    cells = _cells(tmp_path, n_seeds=1, bad=True)  # crnn-s0 fine, einv2-s0 fails
+    cells = [c.__class__(**{**c.__dict__, "epochs": 3}) for c in cells]
+    run_grid(cells, FakeBackend(), "g", echo=lambda m: None)
+    Path(cells[0].run_base).mkdir(parents=True)
+    save_checkpoint(Path(cells[0].run_base) / "last.pt", {"epoch": 2})
+    einv2 = Path(cells[1].run_base + "-2")  # a sibling folder (a second process) counts too
+    einv2.mkdir(parents=True)
+    save_checkpoint(einv2 / "last.pt", {"epoch": 1})
+    rows = status_rows(cells)
+    assert [(r["state"], r["detail"]) for r in rows] == [
+        ("partial", "epoch 2 of 3"), ("failed", "it diverged (epoch 1 of 3)")]

@@ -22,6 +22,20 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
 FORWARDED_ENV = ("SELDBENCH_", "HF_", "TRANSFORMERS_OFFLINE", "NUMBA_CACHE_DIR")
 
 
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Raise ConnectionError when ``host:port`` (``ray://`` or not) takes no TCP connection:
+    Ray itself would retry a dead address for minutes."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return  # "auto": Ray finds the local cluster (or says at once there is none)
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(exc.strerror or str(exc)) from None
+
+
 class RayBackend(Backend):
     name = "ray"
 
@@ -38,9 +52,10 @@ class RayBackend(Backend):
                 # workers inherit this process's environment (dataset roots and all)
                 ray.init(num_cpus=num_cpus, **kwargs)
             else:
+                _reachable(address)
                 env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
                 ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             where = "start a local Ray cluster" if self.embedded else f"reach Ray at {address}"
             raise SeldbenchError(f"cannot {where}: {one_line(exc)}") from None
         self._remote: dict[Callable, object] = {}
