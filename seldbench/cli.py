@@ -321,11 +321,25 @@ def plot(run_dir, clip, suite, out) -> None:
               show_default=True, help="Output format.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write to FILE (atomically) instead of stdout.")
+@click.option("--grid", "grid_file", type=click.Path(dir_okay=False), default=None,
+              help="Only the records of this grid file's cells (under --runs if given, else "
+                   "the grid's runs folder).")
 def compare(runs_dirs, dataset, suite, split, models, configs, ablation, classwise, fmt,
-            out) -> None:
+            out, grid_file) -> None:
     """Leaderboard tables from run records: one per (dataset, split, metric suite)."""
     from seldbench.results.leaderboard import compare as compare_runs
 
+    if grid_file:
+        from seldbench.grid import load_cells, record_paths
+
+        given = click.get_current_context().get_parameter_source("runs_dirs")
+        if given == click.core.ParameterSource.COMMANDLINE and len(runs_dirs) > 1:
+            raise UserError("--grid reads one runs folder: give at most one --runs")
+        _, cells = load_cells(grid_file, runs_dirs[0]
+                              if given == click.core.ParameterSource.COMMANDLINE else None)
+        runs_dirs = record_paths(cells)
+        if not runs_dirs:
+            raise UserError(f"{grid_file}: none of its {len(cells)} cells is done yet")
     text, tables = compare_runs(runs_dirs, dataset, suite, split, fmt, models, classwise,
                                 configs, ablation)
     if out:
@@ -365,6 +379,68 @@ def board_build(runs_dirs, canonical, grids, out) -> None:
     sizes = build_site(runs_dirs, out, canonical, grids)
     pages = sum(1 for k in sizes if k.endswith(".html"))
     click.echo(f"{out}: {pages} pages, {sum(sizes.values()) / 1024:.0f} KiB", err=True)
+
+
+# ---------------------------------------------------------------- grid
+
+
+@main.group(cls=_SubGroup)
+def grid() -> None:
+    """Run grids of runs (datasets x models x configs x seeds) on Ray or Slurm."""
+
+
+@grid.command("run")
+@click.argument("grid_file", type=click.Path(dir_okay=False))
+@click.option("--backend", type=click.Choice(["ray", "slurm", "slurm-local"]), default="ray",
+              show_default=True,
+              help="ray: a local Ray cluster (or --address); slurm: job arrays through "
+                   "submitit; slurm-local: the same jobs as local processes.")
+@click.option("--address", default=None,
+              help="Join this Ray cluster (auto, or ray://host:port) instead of starting one.")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=None,
+              help="At most N cells at once (default: as many as the resources allow).")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Times a cell whose worker died is started again (it resumes).")
+@click.option("--dry-run", is_flag=True, help="List the cells and their state; start nothing.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Runs folder (default: the grid's out:, else runs/).")
+def grid_run(grid_file, backend, address, max_concurrent, retries, dry_run, out) -> None:
+    """Run every cell of GRID_FILE not yet done; exit 1 when a cell failed.
+
+    A cell is one `seldbench run` (same folder, record and resume); rerunning the grid
+    skips finished cells and resumes interrupted ones.
+    """
+    from seldbench.grid import format_rows, load_cells, run_grid_file, status_rows
+
+    if address and backend != "ray":
+        raise UserError("--address is for --backend ray")
+    if dry_run:
+        _, cells = load_cells(grid_file, out)
+        click.echo(format_rows(status_rows(cells, epochs=False)), nl=False)
+        return
+    summary = run_grid_file(grid_file, backend, address, max_concurrent, retries, out,
+                            echo=lambda m: click.echo(m, err=True))
+    ran = len(summary.done) - len(summary.skipped)
+    click.echo(f"{grid_file}: {len(summary.done)}/{summary.total} cells done ({ran} now, "
+               f"{len(summary.skipped)} before), {len(summary.failed)} failed"
+               + (f", {sum(summary.retried.values())} worker(s) lost and retried"
+                  if summary.retried else ""))
+    for cell, error in summary.failed:
+        click.echo(f"  failed {cell.name}: {error}")
+    if summary.failed:
+        click.get_current_context().exit(1)
+
+
+@grid.command("status")
+@click.argument("grid_file", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Runs folder (default: the grid's out:, else runs/).")
+def grid_status(grid_file, out) -> None:
+    """A table of GRID_FILE's cells: done, partial (epoch k of n), not started, failed."""
+    from seldbench.grid import format_rows, load_cells, status_rows
+
+    _, cells = load_cells(grid_file, out)
+    click.echo(format_rows(status_rows(cells)), nl=False)
 
 
 # ---------------------------------------------------------------- data (datasets, synthetic set)

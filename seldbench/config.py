@@ -27,13 +27,17 @@ DEFAULTS_YAML = Path(__file__).with_name("defaults.yaml")
 
 
 def _lines(node: yaml.Node, prefix: str = "", out: dict | None = None) -> dict[str, int]:
-    """Key path -> 1-based line number of every mapping key in a composed YAML node."""
+    """Key path -> 1-based line number of every mapping key in a composed YAML node; the
+    mappings of a list are numbered from 0 (``entries.1.model``)."""
     out = {} if out is None else out
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             path = f"{prefix}{key_node.value}"
             out[path] = key_node.start_mark.line + 1
             _lines(value_node, path + ".", out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, f"{prefix}{i}.", out)
     return out
 
 
@@ -368,12 +372,14 @@ VALUE_RULES: dict[str, Rule] = {
 }
 
 
-def check_values(cfg: Mapping, origins: Mapping[str, str] | None = None) -> None:
-    """Check every value :data:`VALUE_RULES` covers (keys absent from ``cfg`` are skipped);
+def check_values(cfg: Mapping, origins: Mapping[str, str] | None = None,
+                 rules: Mapping[str, Rule] | None = None) -> None:
+    """Check every value ``rules`` (default :data:`VALUE_RULES`) covers (keys absent from
+    ``cfg`` are skipped);
     the first bad one is a :class:`SeldbenchError` naming where it was set (``origins``:
     ``key path -> "file:line"`` or ``"--set key=value"``) and the key."""
     origins = origins or {}
-    for path, rule in VALUE_RULES.items():
+    for path, rule in (VALUE_RULES if rules is None else rules).items():
         node: Any = cfg
         for part in path.split("."):
             if not isinstance(node, Mapping) or part not in node:
