@@ -4,9 +4,12 @@
 - ``synth``: the benchmark set, sized like STARSS23 dev: 170 one-minute clips (90 fold-3
   train clips in 9 rooms, 80 fold-4 test clips in 7 other rooms), FOA + MIC + 360-degree
   video. Generated on first use by ``prepare(root)`` (several minutes on 2 cores), then cached.
-- ``synth-mini``: 6 clips of 15 s with video, generated in seconds, for tests and the README.
+- ``synth-small``: 32 clips of 30 s with video (17 train, 15 test), about two minutes to
+  generate: the README's first run, small enough for a laptop, big enough that a CRNN visibly
+  learns (test F 9.5%, LE 84 deg after 80 epochs of batch 8; ``docs/datasets.md``).
+- ``synth-mini``: 6 clips of 15 s with video, generated in seconds, for tests.
 
-Both use the STARSS23 tree, stems and CSV schema, so every STARSS23 code path runs on them.
+All use the STARSS23 tree, stems and CSV schema, so every STARSS23 code path runs on them.
 Splits: ``test`` = fold 4; ``val`` = whole fold-3 rooms (recorded in the set's
 ``dataset.json``); ``train`` = the other fold-3 rooms. The root is ``$SELDBENCH_SYNTH_ROOT``
 (``$SELDBENCH_SYNTH_MINI_ROOT``) or ``$SELDBENCH_DATA/<name>`` (default
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 #: name -> generation parameters (changing any of them changes the data: bump the version).
 SIZES = {
     "synth": {"clips": 170, "duration_s": 60.0, "seed": 2023, "video": True},
+    "synth-small": {"clips": 32, "duration_s": 30.0, "seed": 5, "video": True},
     "synth-mini": {"clips": 6, "duration_s": 15.0, "seed": 7, "video": True},
 }
 VERSION = GENERATOR_VERSION  # the data changes only with the generator (or SIZES)
