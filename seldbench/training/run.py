@@ -110,6 +110,8 @@ def run(model: str, dataset: str, config_file: str | None = None,
     dist = _Dist.start(plan.train.device)
     rd = None
     try:
+        if dist.rank0:  # a bad --out fails now, not after the data was generated
+            ensure_dir(plan.run_base.parent, plan.run_base)
         clips = _list_clips(plan, dist, log)
         identity = data_identity(clips, plan.feature.audio_format,
                                  plan.model.needs_video and plan.dataset.has_video)
