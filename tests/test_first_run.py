@@ -39,7 +39,8 @@ def test_the_main_job_learns(tmp_path):
 
     from seldbench.cli import main
 
-    out = CliRunner().invoke(main, [*_main_job(), "--out", str(tmp_path / "runs"), "--quiet"])
+    out = CliRunner().invoke(main, ["run", *_main_job(), "--out", str(tmp_path / "runs"),
+                                    "--quiet"])
     assert out.exit_code == 0, out.output
     (rec,) = [__import__("json").loads(p.read_text())
               for p in (tmp_path / "runs").rglob("record.json")]
