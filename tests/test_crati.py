@@ -653,6 +653,7 @@ def test_tail_convolutions_are_the_library_ones_to_rounding(one_torch_thread):
             assert torch.allclose(pa.grad, pb.grad, atol=1e-10), name
 
 
+@pytest.mark.e2e  # long: generation in worker processes, or training
 def test_crati_runs_on_a_starss23_tree_with_and_without_video(tmp_path, one_torch_thread):
     from dataset_trees import make_starss_tree
 
@@ -677,6 +678,7 @@ def test_crati_runs_on_a_starss23_tree_with_and_without_video(tmp_path, one_torc
     assert bare["run_id"] != rec["run_id"] and any("no video at all" in m for m in logs)
 
 
+@pytest.mark.e2e  # long: generation in worker processes, or training
 def test_crati_on_einv2_runs_on_tau_nigens_2021_without_video(tmp_path, one_torch_thread):
     from dataset_trees import make_tau_tree
     from seldbench.training.inference import predict_to_csv

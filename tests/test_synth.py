@@ -238,6 +238,7 @@ def test_cli_data_synth(tmp_path):
 # ---------------------------------------------------------------- determinism
 
 
+@pytest.mark.e2e  # long: generation in worker processes, or training
 def test_same_seed_same_bytes_any_workers(default_set, tmp_path):
     again = tmp_path / "again"
     generate(again, clips=3, duration_s=4.0, seed=11, video=True, workers=2)
@@ -247,6 +248,7 @@ def test_same_seed_same_bytes_any_workers(default_set, tmp_path):
         assert (default_set / rel).read_bytes() == (again / rel).read_bytes(), rel
 
 
+@pytest.mark.e2e  # long: generation in worker processes, or training
 def test_video_bytes_same_for_any_workers_and_runs(tmp_path):
     # x264's macroblock tree used to make a process's later clips depend on its earlier
     # allocations: about half the runs wrote a differing MP4, so several runs are compared.
@@ -319,6 +321,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.e2e  # long: generation in worker processes, or training
 def test_workers_die_with_a_killed_generator(tmp_path):
     import signal
     import subprocess
@@ -617,6 +620,7 @@ def _simd_levels() -> dict[str, str]:
             for i, t in enumerate(targets)}
 
 
+@pytest.mark.e2e  # long: generation in worker processes, or training
 def test_synth_audio_does_not_depend_on_the_cpus_simd_level():
     # generator 1.0 rendered the diffuse background in complex64 (13 PCM samples of this clip
     # 1 LSB apart between AVX2 and baseline x86) and its float64 samples differed in their
