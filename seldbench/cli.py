@@ -136,10 +136,22 @@ def _fmt_cap(v) -> str:
               help="Non-parity: also score the last annotated reference frame.")
 @click.option("--average", type=click.Choice(["macro", "micro"]), default=None,
               help="Class averaging, for suites that offer both (dcase2025; default macro).")
+@click.option("--dataset", default=None,
+              help="Name the classes as this dataset does (and take its class count).")
 def score(pred_dir, ref_dir, suite, num_classes, as_json, jackknife, no_last_frame_drop,
-          average) -> None:
+          average, dataset) -> None:
     """Score a folder of DCASE prediction CSVs against reference CSVs (matched by file stem)."""
     from seldbench.metrics.score import score_folders
+
+    names = None
+    if dataset is not None:
+        from seldbench.registry import get_registry
+
+        names = list(get_registry().get_dataset(dataset).classes)
+        if num_classes is not None and num_classes != len(names):
+            raise UserError(f"--classes {num_classes}: dataset '{dataset}' has {len(names)} "
+                            f"classes")
+        num_classes = len(names)
 
     options = {"no_last_frame_drop": True} if no_last_frame_drop else {}
     if average == "micro":  # macro is every suite's parity default
@@ -148,11 +160,15 @@ def score(pred_dir, ref_dir, suite, num_classes, as_json, jackknife, no_last_fra
     for w in result.warnings:
         _log(f"Warning: {w}")
     if as_json:
-        _echo_json(result.to_dict())
+        out = result.to_dict()
+        if names:
+            for row in out.get("classwise", []):
+                row["name"] = names[row["class"]]
+        _echo_json(out)
     else:
         from seldbench.results.tables import score_table
 
-        click.echo(score_table(result))
+        click.echo(score_table(result, names))
 
 
 # ---------------------------------------------------------------- run

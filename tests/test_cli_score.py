@@ -283,3 +283,23 @@ def test_interval_checks_name_out_of_range_and_displaced_intervals():
     table = score_table(ScoreResult("dcase2023", figures, ["a"] * 12, interval, [], {}, check))
     rows = {ln.split()[0]: ln for ln in table.splitlines()[1:4]}
     assert rows["LE"].endswith("]!") and rows["LR"].endswith("]*") and rows["F"].endswith("]")
+
+
+def test_dataset_names_the_classes(tmp_path):
+    from pathlib import Path
+
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from seldbench.cli import main
+
+    ex = Path(__file__).resolve().parent.parent / "examples" / "scoring"
+    args = ["score", "--pred", str(ex / "pred"), "--ref", str(ex / "ref"), "--suite", "dcase2023"]
+    r = CliRunner().invoke(main, [*args, "--dataset", "starss23"])
+    assert r.exit_code == 0, r.output
+    assert "\n               knock " in r.stdout and "\n     12 " not in r.stdout
+    r = CliRunner().invoke(main, [*args, "--dataset", "starss23", "--json"])
+    assert _json.loads(r.stdout)["classwise"][12]["name"] == "knock"
+    r = CliRunner().invoke(main, [*args, "--dataset", "tau-nigens-2021", "--classes", "13"])
+    assert r.exit_code == 2 and "--classes 13: dataset 'tau-nigens-2021' has 12 classes" in r.output

@@ -28,8 +28,9 @@ def interval_marks(figure: str, check: dict) -> str:
         + "!" * (figure in check.get("excludes_estimate", ()))
 
 
-def score_table(result) -> str:
-    """The overall figures (with intervals) and the per-class table of a ScoreResult."""
+def score_table(result, class_names=None) -> str:
+    """The overall figures (with intervals) and the per-class table of a ScoreResult; classes
+    by index, or by name when ``class_names`` are given."""
     figs = [k for k in result.figures if k != "classwise"]
     lines = [f"suite {result.suite}, {len(result.files)} files"
              + (", options: " + ", ".join(k if v is True else f"{k}={v}"
@@ -47,10 +48,12 @@ def score_table(result) -> str:
     per = [k for k in figs if k != "ER"]
     width = {k: max(8, len(k)) for k in per}
     lines.append("")
-    lines.append("  class " + " ".join(f"{k:>{width[k]}}" for k in per))
+    label = (lambda c: class_names[c]) if class_names else str
+    cw = max([5, *(len(label(row["class"])) for row in result.figures["classwise"])])
+    lines.append(f"  {'class':>{cw}} " + " ".join(f"{k:>{width[k]}}" for k in per))
     for row in result.figures["classwise"]:
-        lines.append(f"  {row['class']:>5} " + " ".join(f"{fmt(k, row.get(k)):>{width[k]}}"
-                                                       for k in per))
+        lines.append(f"  {label(row['class']):>{cw}} "
+                     + " ".join(f"{fmt(k, row.get(k)):>{width[k]}}" for k in per))
     return "\n".join(lines)
 
 
