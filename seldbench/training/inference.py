@@ -138,7 +138,7 @@ def predict_file(run: LoadedRun, wav_path: str | os.PathLike,
 
     if video_path is not None and not Path(video_path).is_file():
         raise SeldbenchError(f"{video_path}: no such video file")
-    audio = read_audio(wav_path)  # (4, samples) float32
+    audio = read_audio(wav_path, audio_format=run.feature_spec.audio_format)  # (ch, samples)
     hop = int(getattr(run.feature, "hop_length", 1))
     if audio.shape[1] < hop:
         raise SeldbenchError(f"{wav_path}: {audio.shape[1]} samples, shorter than one feature "
