@@ -86,6 +86,7 @@ def seldbench_register_models():
                       "stereo_logmel_ild_ipd", "stereo_logmel_ild_ipd_ms"),
             output="multi_accdoa", loss=None,  # None: the core ADPIT MSE loss
             config=Path(__file__).with_name("crnn.yaml"),
+            neutral_keys={"output": None},  # added with the stereo head; null keeps FOA/MIC as before
             description="DCASE 2023 SELDnet baseline: 3 conv blocks, BiGRU, 2 self-attention "
                         "blocks, multi-ACCDOA head, ADPIT loss (~0.74 M parameters on FOA)"),
     ]

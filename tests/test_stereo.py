@@ -1,0 +1,177 @@
+"""Stereo SELD (DCASE 2025): the stereo-seld dataset, stereo features, the multi_accdoa_stereo
+targets / loss / decoder, and a CRNN run end to end on a fixture tree."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+
+def _stems(spec, root, split):
+    return [c.stem for c in spec.list_clips(root, split)]
+
+
+def test_splits_carve_val_by_whole_source_recordings(registry, stereo_root):
+    from dataset_trees import STEREO_CLIPS
+
+    spec = registry.get_dataset("stereo-seld")
+    assert spec.formats == ("stereo",) and spec.metric_suites == ("dcase2025",)
+    train, val, test = (_stems(spec, stereo_root, s) for s in ("train", "val", "test"))
+    src = lambda stem: stem.split("_deg")[0]  # noqa: E731
+    assert {src(s) for s in train}.isdisjoint({src(s) for s in val})
+    assert {src(s) for s in test} == set(STEREO_CLIPS["dev-test-tau"]) | set(STEREO_CLIPS["dev-test-sony"])
+    all_train = {src: n for sub in ("dev-train-tau", "dev-train-sony")
+                 for src, n in STEREO_CLIPS[sub].items()}
+    assert len(train) + len(val) == sum(all_train.values())
+    for s in {src(v) for v in val}:  # every cut of a validation recording is in val
+        assert sum(src(v) == s for v in val) == all_train[s]
+    # both real folders give validation recordings, and the choice is stable
+    subs = {c.audio["stereo"].parent.name for c in spec.list_clips(stereo_root, "val")}
+    assert subs == {"dev-train-tau", "dev-train-sony"}
+    assert val == _stems(spec, stereo_root, "val")
+    clip = spec.list_clips(stereo_root, "test")[0]
+    assert clip.video is not None and clip.video.is_file()
+
+
+def test_bad_names_and_missing_folders_are_named(registry, stereo_root, tmp_path):
+    from seldbench.errors import SeldbenchError
+
+    spec = registry.get_dataset("stereo-seld")
+    root = shutil.copytree(stereo_root, tmp_path / "t")
+    bad = root / "stereo_dev/dev-train-tau/clip_without_source.wav"
+    shutil.copy(next((root / "stereo_dev/dev-train-tau").glob("*.wav")), bad)
+    with pytest.raises(SeldbenchError, match="clip_without_source.wav: file name does not start"):
+        spec.list_clips(root, "train")
+    bad.unlink()
+    shutil.rmtree(root / "metadata_dev/dev-test-sony")
+    with pytest.raises(SeldbenchError, match="metadata_dev/dev-test-sony: missing folder"):
+        spec.list_clips(root, "test")
+
+
+def test_verify_checks_two_channels_and_the_2025_csv(registry, stereo_root, tmp_path):
+    from dataset_trees import write_wav
+
+    from seldbench.data.verify import verify_dataset
+
+    spec = registry.get_dataset("stereo-seld")
+    clean = verify_dataset(spec, stereo_root, video=True)
+    assert clean.ok, clean.problems
+    assert clean.checked["wav"] == clean.checked["csv"] == clean.checked["mp4"] == 19
+    root = shutil.copytree(stereo_root, tmp_path / "t")
+    wav = next((root / "stereo_dev/dev-test-tau").glob("*.wav"))
+    write_wav(wav, channels=4)
+    csv = next((root / "metadata_dev/dev-test-sony").glob("*.csv"))
+    csv.write_text("frame,class,source,azimuth,distance,onscreen\n3,2,0,200,100,1\n")
+    lines = verify_dataset(spec, root).problems
+    assert f"{wav}: 4 channels, expected 2 for the stereo format" in lines
+    assert any(line.startswith(f"{csv}:2: azimuth 200") for line in lines), lines
+
+
+def test_read_audio_is_format_aware(tmp_path):
+    from dataset_trees import write_wav
+
+    from seldbench.data.audio import read_audio
+    from seldbench.errors import SeldbenchError
+
+    two = write_wav(tmp_path / "two.wav", channels=2)
+    assert read_audio(two, audio_format="stereo").shape == (2, 24000)
+    with pytest.raises(SeldbenchError, match=r"two.wav: 2 channel\(s\), expected 4 for the foa"):
+        read_audio(two, audio_format="foa")
+
+
+def test_stereo_features_level_and_phase():
+    from seldbench.features.stereo import stereo_logmel_ild_ipd, stereo_logmel_ild_ipd_ms
+
+    torch.manual_seed(0)
+    mono = torch.randn(1, 1, 24000, dtype=torch.float64) * 0.1
+    delayed = torch.roll(mono, 1, dims=-1)
+    feat = stereo_logmel_ild_ipd()
+    louder_left = feat(torch.cat([2 * mono, mono], dim=1))
+    assert louder_left.shape == (1, 5, 50, 64)
+    assert torch.allclose(louder_left[0, 2], torch.full_like(louder_left[0, 2], 20 * np.log10(2)),
+                          atol=1e-3)  # ILD: +6.02 dB everywhere
+    assert torch.allclose(louder_left[0, 3], torch.ones_like(louder_left[0, 3]), atol=1e-6)
+    # right lags by one sample: IPD = angle(L conj(R)) = +omega, sin > 0 rising with frequency
+    lag = feat(torch.cat([mono, delayed], dim=1))
+    sin_ipd = lag[0, 4, 5:-5].mean(0)
+    assert (sin_ipd[1:] > 0).all() and sin_ipd[40] > sin_ipd[10]
+    swapped = feat(torch.cat([delayed, mono], dim=1))
+    assert torch.allclose(swapped[0, 4], -lag[0, 4], atol=1e-6)
+    ms = stereo_logmel_ild_ipd_ms()(torch.cat([2 * mono, mono], dim=1))
+    assert ms.shape == (1, 7, 50, 64) and torch.allclose(ms[:, 4:], louder_left[:, 2:])
+    with pytest.raises(ValueError, match="need audio"):
+        feat(torch.zeros(1, 4, 4800))
+
+
+def _table(tmp_path, rows):
+    from seldbench.data.labels import read_metadata
+
+    path = tmp_path / "clip.csv"
+    path.write_text("frame,class,source,azimuth,distance,onscreen\n"
+                    + "".join(",".join(str(v) for v in r) + "\n" for r in rows))
+    return read_metadata(path, 6, 13, "dcase2025")
+
+
+def test_targets_loss_and_decoder_round_trip(tmp_path):
+    from seldbench.data.labels import stereo_adpit_targets
+    from seldbench.training.losses import stereo_adpit_loss
+    from seldbench.training.predict import Predictor
+
+    table = _table(tmp_path, [[1, 3, 0, 30, 150, 1], [2, 5, 0, -100, 250, 0],
+                              [2, 5, 1, 60, 80, 1]])
+    y = stereo_adpit_targets(table, 4, 13)
+    assert y.shape == (4, 6, 5, 13)
+    np.testing.assert_allclose(y[1, 0, :, 3], [1, np.cos(np.radians(30)),
+                                                np.sin(np.radians(30)), 1.5, 1], atol=1e-6)
+    assert y[2, 1, 0, 5] == y[2, 2, 0, 5] == 1 and y[2, 2, 4, 5] == 1 and y[2, 1, 4, 5] == 0
+    # a perfect output: track 0 = A0 or B0, track 1 = B1, onscreen logits +-8
+    out = np.zeros((4, 3, 4, 13), np.float32)
+    out[1, :, :3, 3] = y[1, 0, 1:4, 3]
+    out[1, :, 3, 3] = 8
+    out[2, 0, :3, 5], out[2, 0, 3, 5] = y[2, 1, 1:4, 5], -8
+    out[2, 1:, :3, 5], out[2, 1:, 3, 5] = y[2, 2, 1:4, 5], 8
+    flat = torch.from_numpy(out.reshape(1, 4, -1))
+    target = torch.from_numpy(y[None])
+    best = stereo_adpit_loss(flat, target)
+    assert float(best) < 1e-3
+    flipped = out.copy()
+    flipped[..., 3, :] *= -1
+    assert float(stereo_adpit_loss(torch.from_numpy(flipped.reshape(1, 4, -1)), target)) > \
+        float(best) + 0.02  # wrong onscreen flags cost (2 of 52 cells, 0.1 x 8)
+    rows = Predictor("multi_accdoa_stereo", 13, 4, 5, True, "cpu", {}).decode(out.reshape(4, -1))
+    assert rows.layout == "fctado"
+    got = sorted(zip(rows.frame, rows.cls, np.round(rows.coords[:, 0]), np.round(rows.distance),
+                     rows.onscreen))
+    assert got == [(1, 3, 30, 150, 1), (2, 5, -100, 250, 0), (2, 5, 60, 80, 1)]
+
+
+def test_stereo_labels_cannot_train_a_full_direction_output(tmp_path):
+    from seldbench.errors import SeldbenchError
+    from seldbench.training.data import make_targets
+
+    table = _table(tmp_path, [[1, 3, 0, 30, 150, 1]])
+    with pytest.raises(SeldbenchError, match="clip.csv: DCASE 2025 stereo labels"):
+        make_targets("multi_accdoa", table, 4, 13, False)
+
+
+@pytest.mark.e2e
+def test_crnn_runs_on_stereo_seld_end_to_end(stereo_root, tmp_path):
+    from click.testing import CliRunner
+
+    from seldbench.cli import main
+    from seldbench.metrics.csvio import HEADER_2025
+
+    res = CliRunner().invoke(main, [
+        "run", "--model", "crnn", "--dataset", "stereo-seld", "--root", str(stereo_root),
+        "--out", str(tmp_path / "runs"), "--set", "train.epochs=1", "--set", "train.batch_size=4",
+        "--set", "train.threads=1", "--set", f"features.cache_dir={tmp_path / 'cache'}"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    rec = json.loads(next((tmp_path / "runs").rglob("record.json")).read_text())
+    assert rec["status"] == "complete"
+    assert rec["config"]["features"]["name"] == "stereo_logmel_ild_ipd"
+    figures = rec["results"]["dcase2025"]["figures"]
+    assert {"F", "F_onscreen", "DOAE", "DistE", "RDE", "OnscreenAcc"} <= set(figures)
+    preds = sorted((tmp_path / "runs").rglob("predictions/dcase2025/*.csv"))
+    assert len(preds) == 4 and all(p.read_text().startswith(HEADER_2025) for p in preds)
