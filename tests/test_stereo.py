@@ -164,7 +164,8 @@ def test_crnn_runs_on_stereo_seld_end_to_end(stereo_root, tmp_path):
     res = CliRunner().invoke(main, [
         "run", "--model", "crnn", "--dataset", "stereo-seld", "--root", str(stereo_root),
         "--out", str(tmp_path / "runs"), "--set", "train.epochs=1", "--set", "train.batch_size=4",
-        "--set", "train.threads=1", "--set", f"features.cache_dir={tmp_path / 'cache'}"])
+        "--set", "train.threads=1", "--set", f"features.cache_dir={tmp_path / 'cache'}",
+        "--set", "eval.threshold=0.01"])  # after 1 epoch: a low threshold, so rows are written
     assert res.exit_code == 0, res.output
     import json
 
@@ -175,3 +176,29 @@ def test_crnn_runs_on_stereo_seld_end_to_end(stereo_root, tmp_path):
     assert {"F", "F_onscreen", "DOAE", "DistE", "RDE", "OnscreenAcc"} <= set(figures)
     preds = sorted((tmp_path / "runs").rglob("predictions/dcase2025/*.csv"))
     assert len(preds) == 4 and all(p.read_text().startswith(HEADER_2025) for p in preds)
+    assert sum(len(p.read_text().splitlines()) - 1 for p in preds) > 0
+    # `seldbench predict` on a test clip writes the same 2025 CSV as the run's test prediction
+    from seldbench.training.inference import predict_to_csv
+
+    run_dir = preds[0].parent.parent.parent
+    wav = next(stereo_root.glob(f"stereo_dev/*/{preds[0].stem}.wav"))
+    predict_to_csv(run_dir, wav, tmp_path / "again.csv", device="cpu")
+    assert (tmp_path / "again.csv").read_text() == preds[0].read_text()
+    # the plot reads the 2025 reference and predictions (azimuth only: elevation 0)
+    from seldbench.results.plot import clip_tracks
+
+    _, ref, _, info = clip_tracks(run_dir, suite="dcase2025")
+    assert info["dataset"] == "stereo-seld" and len(ref.azimuth_deg) == 4
+    assert not ref.elevation_deg.any()
+
+
+def test_a_model_without_stereo_features_is_refused_clearly(registry):
+    from seldbench.errors import SeldbenchError
+    from seldbench.training.plan import resolve_run_config
+
+    with pytest.raises(SeldbenchError, match="reads foa audio, dataset 'stereo-seld' has stereo "
+                                             r"\(model 'einv2' has no feature set for it\)"):
+        resolve_run_config("einv2", "stereo-seld", registry=registry)
+    with pytest.raises(SeldbenchError, match=r"use stereo_logmel_ild_ipd, stereo_logmel_ild_ipd_ms"):
+        resolve_run_config("crnn", "stereo-seld", overrides=["features.name=foa_logmel_iv"],
+                           registry=registry)
