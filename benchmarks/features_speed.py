@@ -3,7 +3,7 @@
 The reference is what the official baseline does: one file at a time in one process, a
 ``librosa.stft`` call per channel in float64, then numpy for the mel, intensity-vector, GCC-PHAT
 or SALSA-Lite step (the definitions of docs/features.md, "The four sets"), or the stereo ILD /
-IPD step (docs/features.md, "Stereo"). seldbench runs the
+IPD step (docs/features.md, "Stereo (DCASE 2025)"). seldbench runs the
 torch modules on batches of clips on the CPU (all threads, and one thread for a per-core comparison) and on
 the GPU when there is one (host-to-device and back included). Throughput is seconds of audio per
 second of wall time (best of ``--repeat`` runs); each torch row also gives its speed-up over the reference and the largest
