@@ -22,6 +22,13 @@ Splits (the official recipe validates on the test folders; here they stay unseen
   recording is on one side, so no scene is in both train and val; the choice is deterministic
   and does not change when other recordings are added;
 - ``train``: every other dev-train clip, ``dev-train-synth`` included when present.
+
+The generated sets ``synth-stereo`` (from ``synth``) and ``synth-stereo-mini`` (from
+``synth-mini``, for tests) are derived from the FOA synthetic scenes the way the official set
+was derived from STARSS23 (:func:`seldbench.data.synth.stereo.derive_stereo`: per 5-s cut a
+view direction, the rotated FOA scene as mid-side stereo, a perspective crop of the 360-degree
+video, labels in the rotated frame with distance and onscreen). They are written on first use
+into ``$SELDBENCH_DATA/<name>`` in exactly this layout, so they share every code path.
 """
 from __future__ import annotations
 
@@ -29,6 +36,8 @@ import hashlib
 import os
 import re
 from pathlib import Path
+
+from functools import partial
 
 from seldbench.api import STARSS23_CLASSES, SeldbenchError
 from seldbench.hookspecs import hookimpl
@@ -90,8 +99,8 @@ def list_clips(root: str | os.PathLike, split: str) -> list[ClipFiles]:
     if split not in ("train", "val", "test"):
         raise SeldbenchError(f"split '{split}': stereo-seld has train, val and test")
     if not root.is_dir():
-        raise SeldbenchError(f"{root}: stereo-seld folder not found (set {ROOT_ENV} or "
-                             f"dataset.root)")
+        raise SeldbenchError(f"{root}: stereo dataset folder not found (for stereo-seld set "
+                             f"{ROOT_ENV} or dataset.root)")
     folders = TEST_FOLDERS if split == "test" else TRAIN_FOLDERS
     for tree in (AUDIO_TREE, META_TREE):
         for sub in folders:
@@ -124,9 +133,45 @@ def list_clips(root: str | os.PathLike, split: str) -> list[ClipFiles]:
     return out
 
 
+#: derived set -> (source set, seed of the view directions)
+DERIVED = {"synth-stereo": ("synth", 2025), "synth-stereo-mini": ("synth-mini", 7)}
+
+
+def prepare_derived(root: str | os.PathLike, *, name: str) -> None:
+    """Make the source set (generated on first use) and derive ``name`` from it into ``root``
+    unless it is already complete."""
+    from seldbench.api import derive_stereo, get_dataset, resolve_root, synth_manifest
+
+    source_name, seed = DERIVED[name]
+    source = get_dataset(source_name)
+    source_root = resolve_root(source)
+    if source.prepare is not None:
+        source.prepare(source_root)
+    m = synth_manifest(source_root) or {}
+    derive_stereo(source_root, root, seed=seed, source={
+        "dataset": source_name, **{k: m.get(k) for k in ("generator_version", "seed", "clips",
+                                                         "duration_s")}})
+
+
+def _root_env(name: str) -> str:
+    return f"SELDBENCH_{name.upper().replace('-', '_')}_ROOT"
+
+
 @hookimpl
 def seldbench_register_datasets():
-    return [DatasetSpec(
+    from seldbench.api import data_home
+
+    derived = [DatasetSpec(
+        name=name, version="1.0", classes=STARSS23_CLASSES, splits=("train", "val", "test"),
+        list_clips=list_clips, metric_suites=("dcase2025",), formats=("stereo",),
+        has_video=True, metadata_columns=6, metadata_format="dcase2025",
+        video_projection="perspective", root_env=_root_env(name),
+        default_root=data_home() / name, prepare=partial(prepare_derived, name=name),
+        description=f"stereo set derived from '{source}' like DCASE 2025 from STARSS23: 5-s "
+                    f"cuts, a view direction each, mid-side stereo, perspective video, "
+                    f"onscreen labels",
+    ) for name, (source, _) in DERIVED.items()]
+    return derived + [DatasetSpec(
         name="stereo-seld", version="1.0", classes=STARSS23_CLASSES,
         splits=("train", "val", "test"), list_clips=list_clips, metric_suites=("dcase2025",),
         formats=("stereo",), has_video=True, metadata_columns=6, metadata_format="dcase2025",
