@@ -22,7 +22,6 @@ level difference of the stereo pair agrees with the side of the labelled azimuth
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -30,12 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from seldbench.data.layout import DEV_SUBFOLDERS
+from seldbench.data.synth.generate import MANIFEST, read_manifest  # the same dataset.json
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_open, atomic_write_json
 
 STEREO_GENERATOR = "seldbench-synth-stereo"
 STEREO_VERSION = "1.0"
-MANIFEST = "dataset.json"
 CLIP_S = 5.0
 HFOV_DEG = 100.0
 PERSPECTIVE_SIZE = (192, 108)  # width, height: 16:9, height a multiple of 4 (YUV 4:2:0)
@@ -123,17 +122,6 @@ def _source_clips(src_root: Path) -> list[tuple[str, Path, Path, Path | None]]:
     return out
 
 
-def read_manifest(out_dir: str | os.PathLike) -> dict | None:
-    """The ``dataset.json`` of a derived stereo set, or None if there is none."""
-    path = Path(out_dir) / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SeldbenchError(f"{path}: unreadable manifest ({exc})") from exc
-
-
 def is_complete(out_dir: str | os.PathLike, params: dict) -> bool:
     """Whether ``out_dir`` holds a finished stereo set derived with exactly ``params``."""
     m = read_manifest(out_dir)
@@ -173,7 +161,6 @@ def derive_stereo(src_root: str | os.PathLike, out_dir: str | os.PathLike, *, se
             (out_dir / tree / sub).mkdir(parents=True, exist_ok=True)
     frames_per_cut = int(round(CLIP_S * 10))
     cfg = SynthConfig()
-    written = 0
     for n, (sub, wav, csv, mp4) in enumerate(clips):
         foa = read_audio(wav, audio_format="foa")
         table = read_metadata(csv, 6, 13)
@@ -208,7 +195,6 @@ def derive_stereo(src_root: str | os.PathLike, out_dir: str | os.PathLike, *, se
                 write_video(paths["mp4"], (img[v, u] for img in
                                            frames360[start:start + frames_per_cut]),
                             cfg, size=PERSPECTIVE_SIZE)
-            written += 1
         if log:
             log(f"stereo: {n + 1}/{len(clips)} source clips")
     manifest = {"params": params, "complete": True, "checks": stereo_checks(out_dir)}
