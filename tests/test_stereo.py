@@ -270,3 +270,39 @@ def test_synth_stereo_mini_is_derived_checked_and_trains(synth_env, registry, tm
         f"features.cache_dir={tmp_path / 'cache'}"], out=str(tmp_path / "runs"),
         progress=False, log=lambda m: None)
     assert rec["status"] == "complete" and "F_onscreen" in rec["results"]["dcase2025"]["figures"]
+
+
+def test_mixup_unites_stereo_targets(tmp_path):
+    from seldbench.data.labels import stereo_adpit_targets
+    from seldbench.training.augment import union_targets
+
+    a = stereo_adpit_targets(_table(tmp_path, [[0, 3, 0, 30, 150, 1]]), 2, 13)
+    b = stereo_adpit_targets(_table(tmp_path, [[0, 3, 0, -60, 250, 0], [1, 4, 0, 5, 90, 1]]),
+                             2, 13)
+    both = union_targets(torch.from_numpy(a[None]), torch.from_numpy(b[None]),
+                         "multi_accdoa_stereo", 13)[0].numpy()
+    expect = stereo_adpit_targets(_table(tmp_path, [[0, 3, 0, 30, 150, 1], [0, 3, 1, -60, 250, 0],
+                                                     [1, 4, 0, 5, 90, 1]]), 2, 13)
+    np.testing.assert_allclose(both, expect, atol=1e-6)
+
+
+def test_channel_swap_mirrors_stereo_features_and_labels(tmp_path):
+    """The mirror of the features of a clip is the features of its mirrored audio (channels
+    swapped), and its targets are the mirrored labels."""
+    from seldbench.data.labels import stereo_adpit_targets
+    from seldbench.features.stereo import stereo_logmel_ild_ipd_ms
+    from seldbench.training.augment import rotate_targets, spatial_maps
+
+    torch.manual_seed(1)
+    audio = torch.randn(1, 2, 4800, dtype=torch.float64) * 0.1
+    audio[:, 0] *= 1.5
+    feat = stereo_logmel_ild_ipd_ms()
+    x, mirrored_audio = feat(audio), feat(audio.flip(1))
+    ident, mirror = spatial_maps("stereo_logmel_ild_ipd_ms", 64)
+    torch.testing.assert_close(mirror.apply_raw(x), mirrored_audio, atol=1e-6, rtol=0)
+    torch.testing.assert_close(ident.apply_raw(x), x)
+    y = torch.from_numpy(stereo_adpit_targets(_table(tmp_path, [[0, 3, 0, 30, 150, 1]]), 1, 13))
+    flipped = stereo_adpit_targets(_table(tmp_path, [[0, 3, 0, -30, 150, 1]]), 1, 13)
+    out = rotate_targets(y[None], torch.tensor(mirror.matrix, dtype=torch.float32)[None],
+                         "multi_accdoa_stereo", 13)[0]
+    np.testing.assert_allclose(out.numpy(), flipped, atol=1e-6)
