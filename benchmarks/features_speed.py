@@ -2,7 +2,8 @@
 
 The reference is what the official baseline does: one file at a time in one process, a
 ``librosa.stft`` call per channel in float64, then numpy for the mel, intensity-vector, GCC-PHAT
-or SALSA-Lite step (the definitions of docs/features.md, "The four sets"). seldbench runs the
+or SALSA-Lite step (the definitions of docs/features.md, "The four sets"), or the stereo ILD /
+IPD step (docs/features.md, "Stereo (DCASE 2025)"). seldbench runs the
 torch modules on batches of clips on the CPU (all threads, and one thread for a per-core comparison) and on
 the GPU when there is one (host-to-device and back included). Throughput is seconds of audio per
 second of wall time (best of ``--repeat`` runs); each torch row also gives its speed-up over the reference and the largest
@@ -79,8 +80,21 @@ def ref_mic_salsa_lite(audio: np.ndarray, mel_wts: np.ndarray) -> np.ndarray:
     return np.concatenate([logspec, phase.transpose(2, 0, 1)])
 
 
+def ref_stereo_logmel_ild_ipd(audio: np.ndarray, mel_wts: np.ndarray) -> np.ndarray:
+    spec = _spectrogram(audio[:2])
+    left, right = spec[:, :, 0], spec[:, :, 1]
+    ild = 10 * np.log10((np.abs(left) ** 2 + 1e-8) / (np.abs(right) ** 2 + 1e-8))
+    ipd = np.angle(left * np.conj(right))
+    band_mean = mel_wts / mel_wts.sum(axis=0, keepdims=True)
+    diffs = np.stack([np.dot(v, band_mean) for v in (ild, np.cos(ipd), np.sin(ipd))])
+    return np.concatenate([_logmel(spec, mel_wts), diffs])
+
+
 REFERENCES = {"foa_logmel_iv": ref_foa_logmel_iv, "mic_logmel_gcc": ref_mic_logmel_gcc,
-              "mic_salsa_lite": ref_mic_salsa_lite}
+              "mic_salsa_lite": ref_mic_salsa_lite,
+              "stereo_logmel_ild_ipd": ref_stereo_logmel_ild_ipd}
+#: audio channels each feature set reads (the clips are 4-channel; stereo takes the first 2)
+AUDIO_CHANNELS = {"stereo_logmel_ild_ipd": 2}
 
 
 # ------------------------------------------------------------------ timing
@@ -114,10 +128,11 @@ def time_torch(module: torch.nn.Module, clips: np.ndarray, device: torch.device,
     return best, torch.cat(out).numpy()
 
 
-def max_diff(out: np.ndarray, ref: list[np.ndarray]) -> tuple[float, float]:
+def max_diff(out: np.ndarray, ref: list[np.ndarray], log_channels: int = 4) -> tuple[float, float]:
     ref = np.stack(ref)
-    return (float(np.abs(out[:, :4] - ref[:, :4]).max()),
-            float(np.abs(out[:, 4:] - ref[:, 4:]).max()))
+    n = log_channels
+    return (float(np.abs(out[:, :n] - ref[:, :n]).max()),
+            float(np.abs(out[:, n:] - ref[:, n:]).max()))
 
 
 def main() -> None:
@@ -135,7 +150,7 @@ def main() -> None:
     clips = (rng.integers(-8000, 8000, size=(args.clips, 4, n)) / 32768.0).astype(np.float32)
     audio_s = args.clips * args.seconds
     threads = torch.get_num_threads()
-    print(f"{args.clips} clips x {args.seconds:g} s of 4-channel 24-kHz audio; "
+    print(f"{args.clips} clips x {args.seconds:g} s of 4-channel 24-kHz audio (2 for stereo); "
           f"{platform.processor() or platform.machine()}, torch {torch.__version__} "
           f"({threads} CPU threads), librosa {librosa.__version__}")
     devices = [("torch CPU", torch.device("cpu"), threads), ("torch CPU 1 thread", torch.device("cpu"), 1)]
@@ -145,14 +160,15 @@ def main() -> None:
     registry = get_registry()
     rows = []
     for name in args.features.split(","):
-        ref_s, ref_out = time_reference(name, clips, args.repeat)
+        audio = np.ascontiguousarray(clips[:, :AUDIO_CHANNELS.get(name, 4)])
+        ref_s, ref_out = time_reference(name, audio, args.repeat)
         rows.append((name, "librosa per channel, per file", ref_s, audio_s / ref_s, 1.0, "", ""))
         for label, device, n_threads in devices:
             torch.set_num_threads(n_threads)
-            elapsed, out = time_torch(registry.get_feature(name).build(), clips, device,
-                                     args.batch, args.repeat)
+            module = registry.get_feature(name).build()
+            elapsed, out = time_torch(module, audio, device, args.batch, args.repeat)
             torch.set_num_threads(threads)
-            d_db, d_sp = max_diff(out, ref_out)
+            d_db, d_sp = max_diff(out, ref_out, module.log_channels)
             rows.append((name, label, elapsed, audio_s / elapsed, ref_s / elapsed,
                          f"{d_db:.1e}", f"{d_sp:.1e}"))
 

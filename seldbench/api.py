@@ -12,7 +12,10 @@ Errors and options
     a builder knows), ``input_shape`` (channels and bins from the run's feature set).
 Registry
     ``get_model(name) -> ModelSpec``: another registered model, e.g. the audio trunk a
-    multimodal model wraps (check it with :class:`seldbench.specs.AudioTrunk`).
+    multimodal model wraps (check it with :class:`seldbench.specs.AudioTrunk`);
+    ``get_dataset(name) -> DatasetSpec``: another registered dataset, e.g. the set a derived
+    one is made from; ``resolve_root(spec)`` (its folder), ``data_home()`` (where generated
+    sets live).
 Losses (torch)
     ``adpit_loss`` (multi-ACCDOA, auxiliary duplicating PIT, MSE), ``pit_loss`` (track-wise,
     frame-level PIT of BCE + MSE), ``ADPIT_SLOTS`` (6), ``core_loss(output, with_distance)``.
@@ -33,7 +36,9 @@ Metric suites
     ``StereoFrameScorer`` (2025 stereo frames: folded azimuth, distance, onscreen).
 Synthetic data
     ``generate_synth``, ``synth_manifest``, ``synth_is_complete``, ``synth_remove_stale``
-    (a cached set of another generator version), ``SYNTH_GENERATOR_VERSION``.
+    (a cached set of another generator version), ``SYNTH_GENERATOR_VERSION``;
+    ``derive_stereo`` / ``stereo_manifest`` (the DCASE 2025-style stereo set derived from a
+    generated FOA set).
 """
 from __future__ import annotations
 
@@ -64,9 +69,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "synth_is_complete": ("seldbench.data.synth.generate", "is_complete"),
     "synth_remove_stale": ("seldbench.data.synth.generate", "remove_stale"),
     "SYNTH_GENERATOR_VERSION": ("seldbench.data.synth", "GENERATOR_VERSION"),
+    "derive_stereo": ("seldbench.data.synth.stereo", "derive_stereo"),
+    "stereo_manifest": ("seldbench.data.synth.stereo", "read_manifest"),
+    **{n: ("seldbench.data.roots", n) for n in ("data_home", "resolve_root")},
 }
 
-__all__ = sorted([*_EXPORTS, "get_model"])
+__all__ = sorted([*_EXPORTS, "get_dataset", "get_model"])
 
 
 def get_model(name: str):
@@ -76,6 +84,14 @@ def get_model(name: str):
     from seldbench.registry import get_registry
 
     return get_registry().get_model(name)
+
+
+def get_dataset(name: str):
+    """The registered :class:`~seldbench.specs.DatasetSpec` called ``name`` (call it when
+    preparing or listing, not at import time)."""
+    from seldbench.registry import get_registry
+
+    return get_registry().get_dataset(name)
 
 
 def __getattr__(name: str) -> Any:
@@ -102,6 +118,9 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
     from seldbench.data.synth.generate import is_complete as synth_is_complete  # noqa
     from seldbench.data.synth.generate import remove_stale as synth_remove_stale  # noqa
     from seldbench.data.synth.generate import read_manifest as synth_manifest  # noqa
+    from seldbench.data.synth.stereo import derive_stereo  # noqa
+    from seldbench.data.synth.stereo import read_manifest as stereo_manifest  # noqa
+    from seldbench.data.roots import data_home, resolve_root  # noqa
     from seldbench.data.video import (direction_cell, grid_directions,  # noqa
                                       load_video_frames)
     from seldbench.errors import SeldbenchError, suggest  # noqa

@@ -96,7 +96,8 @@ def seldbench_register_datasets() -> list:
     - ``splits``: split names, e.g. ``("train", "val", "test")``; model selection uses ``val``.
     - ``list_clips(root, split) -> list[ClipFiles]``: the files of one split under ``root``.
     - ``metric_suites``: suite names to score with; the first selects and ranks.
-    - ``formats`` (``"foa"``, ``"mic"``), ``has_video``, ``metadata_columns`` (5 or 6).
+    - ``formats`` (``"foa"``, ``"mic"``, ``"stereo"``), ``has_video``, ``metadata_columns`` (5 or
+      6), ``metadata_format`` (``"dcase"`` or ``"dcase2025"``), ``video_projection``.
     - ``root_env`` / ``default_root``: where the data lives unless the config says otherwise.
     - ``prepare(root)``: optional, run before first use (e.g. generate a synthetic set).
     """

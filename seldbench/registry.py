@@ -22,6 +22,7 @@ from seldbench import hookspecs
 from seldbench.errors import SeldbenchError, suggest
 from seldbench.specs import (
     AUDIO_FORMATS,
+    METADATA_FORMATS,
     OUTPUT_FORMATS,
     DatasetSpec,
     FeatureSpec,
@@ -84,6 +85,12 @@ def validate_spec(spec: Any, expected: type, plugin: str) -> None:
         _check(set(spec.formats) <= set(AUDIO_FORMATS) and len(spec.formats) > 0, plugin, spec,
                f"has audio formats {list(spec.formats)} (expected a subset of {list(AUDIO_FORMATS)})")
         _check(spec.metadata_columns in (5, 6), plugin, spec, "has metadata_columns not 5 or 6")
+        _check(spec.metadata_format in METADATA_FORMATS, plugin, spec,
+               f"has metadata_format '{spec.metadata_format}' (expected one of "
+               f"{list(METADATA_FORMATS)})")
+        _check(spec.video_projection in ("equirectangular", "perspective"), plugin, spec,
+               f"has video_projection '{spec.video_projection}' (expected equirectangular or "
+               f"perspective)")
         _check(spec.prepare is None or callable(spec.prepare), plugin, spec, "has a prepare that is not callable")
     elif isinstance(spec, MetricSuiteSpec):
         _check(len(spec.figures) > 0, plugin, spec, "declares no figures")

@@ -14,9 +14,14 @@ from typing import Any, Protocol, runtime_checkable
 from seldbench.errors import SeldbenchError
 
 #: Model output formats the core knows how to decode and score.
-OUTPUT_FORMATS = ("multi_accdoa", "track_wise")
-#: Audio formats of the DCASE datasets.
-AUDIO_FORMATS = ("foa", "mic")
+OUTPUT_FORMATS = ("multi_accdoa", "track_wise", "multi_accdoa_stereo")
+#: Audio formats of the DCASE datasets (4-channel FOA and MIC, 2-channel stereo of 2025).
+AUDIO_FORMATS = ("foa", "mic", "stereo")
+#: The 4-channel formats of the STARSS23 / TAU-NIGENS releases (``foa_dev/``, ``mic_dev/``).
+SPATIAL_FORMATS = ("foa", "mic")
+#: Metadata CSV formats: headerless DCASE rows (5 or 6 columns), or the 2025 stereo layout
+#: with its header line ``frame,class,source,azimuth,distance,onscreen``.
+METADATA_FORMATS = ("dcase", "dcase2025")
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class ClipFiles:
     """The files of one recording. ``video`` is None when the clip has none."""
 
     stem: str
-    audio: Mapping[str, Path]  # audio format ("foa"/"mic") -> WAV path
+    audio: Mapping[str, Path]  # audio format ("foa"/"mic"/"stereo") -> WAV path
     metadata: Path | None  # DCASE CSV, None for evaluation clips
     video: Path | None = None
     fold: int | None = None
@@ -75,9 +80,11 @@ class DatasetSpec:
     splits: tuple[str, ...]
     list_clips: Callable[[Path, str], list[ClipFiles]]
     metric_suites: tuple[str, ...]  # the first one selects the model and ranks the leaderboard
-    formats: tuple[str, ...] = AUDIO_FORMATS
+    formats: tuple[str, ...] = SPATIAL_FORMATS
     has_video: bool = False
     metadata_columns: int = 6  # 5: no distance (TAU-NIGENS 2021), 6: distance in cm
+    metadata_format: str = "dcase"  # or "dcase2025" (stereo: header, azimuth, distance, onscreen)
+    video_projection: str = "equirectangular"  # 2:1 360-degree frames, or "perspective" (2025)
     root_env: str | None = None  # environment variable naming the root folder
     default_root: Path | None = None
     prepare: Callable[[Path], None] | None = None  # e.g. generate a synthetic set on first use
@@ -94,7 +101,10 @@ class ModelSpec:
     the run (input channels, bins, feature frames per label frame). The module maps features
     ``(batch, channels, feature_frames, bins)`` to ``(batch, label_frames, outputs)``: for
     ``multi_accdoa`` outputs = 3 tracks x (3 or 4 with distance) x classes, track-major; for
-    ``track_wise`` outputs = 3 tracks x (classes logits + x, y, z [+ distance_m]), track-major.
+    ``track_wise`` outputs = 3 tracks x (classes logits + x, y, z [+ distance_m]), track-major;
+    for ``multi_accdoa_stereo`` (DCASE 2025) outputs = 3 tracks x 4 x classes, track-major
+    ``[t0: x(C) y(C) distance_m(C) onscreen_logit(C), t1, t2]``, (x, y) the azimuth's
+    activity-coupled vector (distance always carried).
 
     ``side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device)`` (optional, for
     multimodal models) returns ``{stem: {name: array (frames[stem], ...)}}``: per-label-frame
@@ -150,6 +160,8 @@ def model_output(model: Any, spec: ModelSpec) -> tuple[str, bool]:
     if fmt not in OUTPUT_FORMATS:
         raise SeldbenchError(f"model '{spec.name}': output format '{fmt}' (expected one of "
                              f"{', '.join(OUTPUT_FORMATS)})")
+    if fmt == "multi_accdoa_stereo":
+        return fmt, True  # the 2025 format always carries distance
     return fmt, bool(getattr(model, "with_distance", spec.with_distance))
 
 
@@ -157,8 +169,8 @@ def model_output(model: Any, spec: ModelSpec) -> tuple[str, bool]:
 class FeatureSpec:
     """An input representation computed by the core from 24-kHz audio.
 
-    ``build(**cfg) -> torch.nn.Module`` maps audio ``(batch, 4, samples)`` to
-    ``(batch, channels, feature_frames, bins)``.
+    ``build(**cfg) -> torch.nn.Module`` maps audio ``(batch, audio channels, samples)`` (4 for
+    ``foa`` / ``mic``, 2 for ``stereo``) to ``(batch, channels, feature_frames, bins)``.
     """
 
     name: str

@@ -81,3 +81,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def stereo_root(tmp_path_factory):
+    """A tiny DCASE 2025 stereo tree in the exact release layout (read-only)."""
+    from dataset_trees import make_stereo_tree
+
+    return make_stereo_tree(tmp_path_factory.mktemp("stereo") / "DCASE2025_SELD_dataset")

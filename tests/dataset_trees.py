@@ -1,6 +1,8 @@
-"""Tiny dataset trees in the exact STARSS23 and TAU-NIGENS 2021 layouts, for the data tests.
+"""Tiny dataset trees in the exact STARSS23, TAU-NIGENS 2021 and DCASE 2025 stereo layouts,
+for the data tests.
 
-WAVs are 1 s, 24 kHz, 4-channel int16; videos 32x16 at 10 fps (PyAV); CSVs have a few rows.
+WAVs are 1 s, 24 kHz, 4-channel int16 (2-channel for stereo); videos 32x16 at 10 fps (PyAV;
+32x18 perspective frames for stereo); CSVs have a few rows.
 """
 from __future__ import annotations
 
@@ -100,4 +102,44 @@ def make_tau_tree(root: Path, clips=TAU_CLIPS) -> Path:
         write_wav(root / "mic_dev" / sub / f"{stem}.wav")
         write_csv(root / "metadata_dev" / meta_sub / f"{stem}.csv",
                   [[1, 0, 0, 45, 10], [2, 11, 1, -170, -30]])
+    return root
+
+
+# DCASE 2025 stereo: 5-s cuts named after their STARSS23 source recording (cuts per source).
+STEREO_CLIPS = {
+    "dev-train-tau": {"fold3_room4_mix001": 3, "fold3_room4_mix002": 2, "fold3_room6_mix001": 2,
+                      "fold3_room7_mix003": 2, "fold3_room9_mix001": 1},
+    "dev-train-sony": {"fold3_room21_mix001": 2, "fold3_room22_mix004": 2,
+                       "fold3_room23_mix002": 1},
+    "dev-test-tau": {"fold4_room2_mix001": 2},
+    "dev-test-sony": {"fold4_room23_mix001": 2},
+}
+STEREO_HEADER = "frame,class,source,azimuth,distance,onscreen"
+
+
+def stereo_stem(source: str, cut: int) -> str:
+    return f"{source}_deg{(cut * 73) % 360:03d}_start{cut * 5:03d}"
+
+
+def stereo_rows(cut: int):
+    # frame, class, source, azimuth (deg, view-relative), distance (cm), onscreen
+    return [[0, cut % 13, 0, 30, 150, 1], [3, 2, 0, -120, 200, 0], [3, 2, 1, 90, 80, 0],
+            [9, 12, 0, -20, 300, 1]]
+
+
+def make_stereo_tree(root: Path, clips=STEREO_CLIPS, video: bool = True) -> Path:
+    """A DCASE 2025 stereo dev tree: ``stereo_dev/``, ``metadata_dev/``, ``video_dev/``."""
+    for sub, sources in clips.items():
+        for tree in ("stereo_dev", "metadata_dev") + (("video_dev",) if video else ()):
+            (root / tree / sub).mkdir(parents=True, exist_ok=True)
+        for source, cuts in sources.items():
+            for cut in range(cuts):
+                stem = stereo_stem(source, cut)
+                write_wav(root / "stereo_dev" / sub / f"{stem}.wav", channels=2)
+                rows = [STEREO_HEADER] + [",".join(str(v) for v in r) for r in stereo_rows(cut)]
+                meta = root / "metadata_dev" / sub / f"{stem}.csv"
+                meta.write_text("\n".join(rows) + "\n")
+                if video:
+                    write_mp4(root / "video_dev" / sub / f"{stem}.mp4", frames=10, width=32,
+                              height=18)
     return root

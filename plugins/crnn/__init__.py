@@ -3,7 +3,9 @@
 Architecture in :mod:`seldbench_plugins.crnn.model`; the published recipe in
 ``crnn.yaml`` (package data). Output ``multi_accdoa``; the loss is left as ``None``, meaning the
 core loss of that format, :func:`seldbench.training.losses.adpit_loss` (ADPIT MSE), so every
-multi-ACCDOA model trains with the same loss code.
+multi-ACCDOA model trains with the same loss code. On stereo features (``model.output: null``
+or ``stereo``) the head is the DCASE 2025 ``multi_accdoa_stereo`` output (x, y, distance,
+onscreen logit per track and class), trained with the core stereo ADPIT loss.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ CONFIG_KEYS: dict[str, Any] = {
     "in_channels": None,  # null: the feature set's channels
     "in_bins": None,  # null: the feature set's bins
     "with_distance": False,
+    "output": None,  # null: "stereo" for stereo features, else "multi_accdoa"
     "conv_filters": 64,
     "t_pool": None,  # null: [frames_per_label, 1, 1] (5 for the 20-ms features)
     "f_pool": [4, 4, 2],
@@ -59,9 +62,19 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec,
         raise SeldbenchError(f"model 'crnn': model.t_pool {list(opts['t_pool'])} and "
                              f"model.f_pool {list(opts['f_pool'])} differ in length")
 
+    output = opts.pop("output")
+    if output is None:
+        output = "stereo" if getattr(feature, "audio_format", None) == "stereo" else "multi_accdoa"
+    if output not in ("multi_accdoa", "stereo"):
+        raise SeldbenchError(f"model 'crnn': model.output '{output}' (expected multi_accdoa or "
+                             f"stereo)")
+    if output == "stereo" and opts["with_distance"]:
+        raise SeldbenchError("model 'crnn': model.with_distance is for multi_accdoa; the stereo "
+                             "output always has distance")
+
     from seldbench_plugins.crnn.model import CRNN
 
-    return CRNN(channels, bins, len(dataset.classes), **opts)
+    return CRNN(channels, bins, len(dataset.classes), stereo=output == "stereo", **opts)
 
 
 @hookimpl
@@ -69,9 +82,11 @@ def seldbench_register_models():
     return [
         ModelSpec(
             name="crnn", version="1.0", build=build,
-            features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite"),
+            features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite",
+                      "stereo_logmel_ild_ipd", "stereo_logmel_ild_ipd_ms"),
             output="multi_accdoa", loss=None,  # None: the core ADPIT MSE loss
             config=Path(__file__).with_name("crnn.yaml"),
+            neutral_keys={"output": None},  # added with the stereo head; null keeps FOA/MIC as before
             description="DCASE 2023 SELDnet baseline: 3 conv blocks, BiGRU, 2 self-attention "
                         "blocks, multi-ACCDOA head, ADPIT loss (~0.74 M parameters on FOA)"),
     ]

@@ -75,6 +75,8 @@ class CRNN(nn.Module):
         attn_layers, attn_heads: self-attention blocks and heads (width ``rnn_size``).
         fnn_size, fnn_layers: hidden linear layers before the output layer.
         dropout: dropout of the conv blocks, GRU and attention.
+        stereo: the DCASE 2025 ``multi_accdoa_stereo`` head: 3 x 4 x C (x, y with ``tanh``,
+            distance in metres and an onscreen logit without activation).
     """
 
     def __init__(self, in_channels: int, in_bins: int, num_classes: int, *,
@@ -82,8 +84,11 @@ class CRNN(nn.Module):
                  t_pool: Sequence[int] = (5, 1, 1), f_pool: Sequence[int] = (4, 4, 2),
                  rnn_size: int = 128, rnn_layers: int = 2, attn_layers: int = 2,
                  attn_heads: int = 8, fnn_size: int = 128, fnn_layers: int = 1,
-                 dropout: float = 0.05) -> None:
+                 dropout: float = 0.05, stereo: bool = False) -> None:
         super().__init__()
+        self.stereo = bool(stereo)
+        if self.stereo:
+            self.output_format = "multi_accdoa_stereo"
         if len(t_pool) != len(f_pool):
             raise ValueError(f"t_pool {list(t_pool)} and f_pool {list(f_pool)} differ in length")
         bins = int(in_bins)
@@ -111,7 +116,7 @@ class CRNN(nn.Module):
             fnn.append(nn.Linear(width, fnn_size))
             width = fnn_size
         self.fnn = nn.Sequential(*fnn)  # no activation between, as in the baseline
-        values = 4 if with_distance else 3
+        values = 4 if with_distance or self.stereo else 3
         self.head = nn.Linear(width, 3 * values * self.num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -155,5 +160,10 @@ class CRNN(nn.Module):
     def decode(self, h: Tensor) -> Tensor:
         """The head: embeddings ``(batch, label_frames, rnn_size)`` -> multi-ACCDOA."""
         x = self.head(self.fnn(h))
+        if self.stereo:  # [t: x(C) y(C) d(C) on(C)]: tanh on x, y only
+            B, T, _ = x.shape
+            x = x.reshape(B, T, 3, 4, self.num_classes)
+            x = torch.cat([torch.tanh(x[:, :, :, :2]), x[:, :, :, 2:]], dim=3)
+            return x.reshape(B, T, -1)
         return x if self.with_distance else torch.tanh(x)
 

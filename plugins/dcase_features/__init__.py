@@ -24,6 +24,8 @@ foa_logmel_iv = _lazy("seldbench.features.foa", "foa_logmel_iv")
 foa_logmel_iv_128 = _lazy("seldbench.features.foa", "foa_logmel_iv_128")
 mic_logmel_gcc = _lazy("seldbench.features.mic", "mic_logmel_gcc")
 mic_salsa_lite = _lazy("seldbench.features.mic", "mic_salsa_lite")
+stereo_logmel_ild_ipd = _lazy("seldbench.features.stereo", "stereo_logmel_ild_ipd")
+stereo_logmel_ild_ipd_ms = _lazy("seldbench.features.stereo", "stereo_logmel_ild_ipd_ms")
 
 
 @hookimpl
@@ -49,4 +51,14 @@ def seldbench_register_features():
             channels=7, bins=382, frames_per_label=5,
             description="MIC: SALSA-Lite, 4 log-power spectra + 3 normalised phase differences, "
                         "50 Hz-9 kHz; hop 20 ms"),
+        FeatureSpec(
+            name="stereo_logmel_ild_ipd", version="1.0", build=stereo_logmel_ild_ipd,
+            audio_format="stereo", channels=5, bins=64, frames_per_label=5,
+            description="Stereo: 2 log-mel (L, R) + mel-binned ILD (dB) and IPD (cos, sin); "
+                        "hop 20 ms (DCASE 2025 baseline-style input)"),
+        FeatureSpec(
+            name="stereo_logmel_ild_ipd_ms", version="1.0", build=stereo_logmel_ild_ipd_ms,
+            audio_format="stereo", channels=7, bins=64, frames_per_label=5,
+            description="Stereo: log-mel of L, R, mid, side + mel-binned ILD and IPD (cos, "
+                        "sin); hop 20 ms"),
     ]

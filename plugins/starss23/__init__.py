@@ -31,7 +31,7 @@ from pathlib import Path
 
 from seldbench.api import DEV_SUBFOLDERS, STARSS23_CLASSES, SeldbenchError, list_starss_layout
 from seldbench.hookspecs import hookimpl
-from seldbench.specs import AUDIO_FORMATS, ClipFiles, DatasetSpec
+from seldbench.specs import SPATIAL_FORMATS, ClipFiles, DatasetSpec
 
 CLASSES = STARSS23_CLASSES
 ROOT_ENV = "SELDBENCH_STARSS23_ROOT"
@@ -58,7 +58,7 @@ def _extra_folds(extra_train_folds: Iterable[int] | None) -> frozenset[int]:
 
 def _check_folders(root: Path, split: str) -> None:
     """The split's STARSS23 sub-folders must exist in metadata_dev and every audio tree."""
-    trees = [t for t in (f"{fmt}_dev" for fmt in AUDIO_FORMATS) if (root / t).is_dir()]
+    trees = [t for t in (f"{fmt}_dev" for fmt in SPATIAL_FORMATS) if (root / t).is_dir()]
     for tree in ["metadata_dev", *trees]:
         for sub in _SPLIT_SUBFOLDERS[split]:
             if not (root / tree / sub).is_dir():
@@ -106,7 +106,7 @@ def seldbench_register_datasets():
     return [DatasetSpec(
         name="starss23", version="1.0", classes=CLASSES, splits=("train", "val", "test"),
         list_clips=list_clips, metric_suites=("dcase2023", "dcase2024"),
-        formats=AUDIO_FORMATS, has_video=True, metadata_columns=6, root_env=ROOT_ENV,
+        formats=SPATIAL_FORMATS, has_video=True, metadata_columns=6, root_env=ROOT_ENV,
         description="STARSS23 dev (DCASE 2023/2024 Task 3): 13 classes, real recordings with "
                     "360-degree video; val = fold-3 rooms, test = fold 4",
     )]

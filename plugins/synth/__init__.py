@@ -24,7 +24,7 @@ from pathlib import Path
 
 from seldbench.api import STARSS23_CLASSES as CLASSES
 from seldbench.api import SYNTH_GENERATOR_VERSION as GENERATOR_VERSION
-from seldbench.api import SeldbenchError, list_starss_layout
+from seldbench.api import SeldbenchError, data_home, list_starss_layout
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import ClipFiles, DatasetSpec
 
@@ -37,11 +37,6 @@ SIZES = {
     "synth-mini": {"clips": 6, "duration_s": 15.0, "seed": 7, "video": True},
 }
 VERSION = GENERATOR_VERSION  # the data changes only with the generator (or SIZES)
-
-
-def data_home() -> Path:
-    """``$SELDBENCH_DATA``, or ``~/.cache/seldbench``."""
-    return Path(os.environ.get("SELDBENCH_DATA") or "~/.cache/seldbench").expanduser()
 
 
 def _root_env(name: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from seldbench.api import SeldbenchError, parse_stem, suggest
 from seldbench.hookspecs import hookimpl
-from seldbench.specs import AUDIO_FORMATS, ClipFiles, DatasetSpec
+from seldbench.specs import SPATIAL_FORMATS, ClipFiles, DatasetSpec
 
 CLASSES = (
     "alarm", "crying baby", "crash", "barking dog", "female scream", "female speech",
@@ -53,7 +53,7 @@ def list_clips(root: str | os.PathLike, split: str) -> list[ClipFiles]:
         raise SeldbenchError(suggest(split, SPLITS, "split"))
     kind = "eval" if split == "eval" else "dev"
     audio: dict[str, dict[str, Path]] = {}
-    for fmt in AUDIO_FORMATS:
+    for fmt in SPATIAL_FORMATS:
         for stem, path in _index(root / f"{fmt}_{kind}", ".wav").items():
             audio.setdefault(stem, {})[fmt] = path
     if split == "eval":
@@ -87,7 +87,7 @@ def seldbench_register_datasets():
     return [DatasetSpec(
         name="tau-nigens-2021", version="1.0", classes=CLASSES,
         splits=("train", "val", "test"), list_clips=list_clips,
-        metric_suites=("dcase2021", "dcase2023"), formats=AUDIO_FORMATS, has_video=False,
+        metric_suites=("dcase2021", "dcase2023"), formats=SPATIAL_FORMATS, has_video=False,
         metadata_columns=5, root_env=ROOT_ENV,
         description="TAU-NIGENS Spatial Sound Events 2021 (DCASE 2021 Task 3): 12 classes, "
                     "folds 1-4 train, 5 val, 6 test",

@@ -30,9 +30,20 @@ LABEL_HOP_S = 0.1
 ADPIT_SLOTS = 6
 
 
-def read_metadata(path: str | os.PathLike, metadata_columns: int, num_classes: int) -> EventTable:
+def read_metadata(path: str | os.PathLike, metadata_columns: int, num_classes: int,
+                  metadata_format: str = "dcase") -> EventTable:
     """Read a dataset's metadata CSV strictly: ``metadata_columns`` 5 (``frame, class, source,
-    azimuth, elevation``) or 6 (``..., distance``), classes in ``[0, num_classes)``."""
+    azimuth, elevation``) or 6 (``..., distance``), classes in ``[0, num_classes)``;
+    ``metadata_format="dcase2025"``: the stereo layout with its header line (``frame, class,
+    source, azimuth, distance_cm, onscreen``, an ``fctado`` table)."""
+    if metadata_format == "dcase2025":
+        from seldbench.metrics.csvio import HEADER_2025
+
+        return read_dcase_csv(path, {6: "fctado"}, num_classes, header=HEADER_2025,
+                              positive_distance=True)
+    if metadata_format != "dcase":
+        raise SeldbenchError(f"{path}: metadata format '{metadata_format}' is not dcase or "
+                             f"dcase2025")
     layouts = {5: "fctae", 6: "fctaed"}
     if metadata_columns not in layouts:
         raise SeldbenchError(f"{path}: metadata_columns {metadata_columns} is not 5 or 6")
@@ -98,6 +109,19 @@ def _group_rank(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- multi-ACCDOA / ADPIT
 
 
+def _adpit_slots(frame: np.ndarray, cls: np.ndarray, num_classes: int):
+    """ADPIT slot of each event row: ``(order, frame, class, slot)`` of the kept rows (row
+    indices into ``frame`` / ``cls``). Per (frame, class), in row order: one event -> slot 0
+    (A0), two -> 1-2 (B0, B1), three or more -> 3-5 (C0-C2; further ones dropped)."""
+    n = len(frame)
+    order = np.lexsort((np.arange(n), cls, frame))  # frame, then class, then row
+    f, c = frame[order], cls[order]
+    rank, size = _group_rank(f * num_classes + c)
+    slot = np.where(size == 1, 0, np.where(size == 2, 1 + rank, 3 + rank))
+    ok = slot < ADPIT_SLOTS
+    return order[ok], f[ok], c[ok], slot[ok]
+
+
 def adpit_targets(table: EventTable, num_frames: int, num_classes: int, *,
                   with_distance: bool = False, distance_unit_m: float = 0.01) -> np.ndarray:
     """Multi-ACCDOA targets with ADPIT slots: float32 ``(num_frames, 6, 4 or 5, num_classes)``.
@@ -111,21 +135,40 @@ def adpit_targets(table: EventTable, num_frames: int, num_classes: int, *,
     _need_distance(table, rows, with_distance)
     out = np.zeros((int(num_frames), ADPIT_SLOTS, 5 if with_distance else 4, num_classes),
                    np.float32)
-    n = len(rows.frame)
-    if n == 0:
-        return out
-    order = np.lexsort((np.arange(n), rows.cls, rows.frame))  # frame, then class, then row
-    f, c = rows.frame[order], rows.cls[order]
-    rank, size = _group_rank(f * num_classes + c)
-    slot = np.where(size == 1, 0, np.where(size == 2, 1 + rank, 3 + rank))
-    ok = slot < ADPIT_SLOTS
-    order, f, c, slot = order[ok], f[ok], c[ok], slot[ok]
+    order, f, c, slot = _adpit_slots(rows.frame, rows.cls, num_classes)
     out[f, slot, 0, c] = 1.0
     out[f, slot, 1, c] = rows.xyz[order, 0]
     out[f, slot, 2, c] = rows.xyz[order, 1]
     out[f, slot, 3, c] = rows.xyz[order, 2]
     if with_distance:
         out[f, slot, 4, c] = rows.distance_m[order]
+    return out
+
+
+def stereo_adpit_targets(table: EventTable, num_frames: int, num_classes: int, *,
+                         distance_unit_m: float = 0.01) -> np.ndarray:
+    """DCASE 2025 multi-ACCDOA targets with ADPIT slots: float32 ``(num_frames, 6, 5,
+    num_classes)``, values per slot and class ``(activity, x, y, distance_m, onscreen)`` with
+    ``(x, y) = (cos, sin)`` of the azimuth (the stereo task has no elevation). ``table``: an
+    ``fctado`` table (:func:`read_metadata` with ``dcase2025``), distances in cm. Slots as
+    :func:`adpit_targets`."""
+    if table.layout != "fctado":
+        raise SeldbenchError(f"{table.path}: stereo targets need the 2025 metadata layout "
+                             f"(header frame,class,source,azimuth,distance,onscreen)")
+    keep = table.frame < int(num_frames)
+    frame, cls = table.frame[keep], table.cls[keep]
+    if len(cls) and (cls.min() < 0 or cls.max() >= num_classes):
+        bad = np.flatnonzero(keep)[int(np.argmax((cls < 0) | (cls >= num_classes)))]
+        raise SeldbenchError(f"{table.path}:{int(table.line[bad])}: class {int(table.cls[bad])} "
+                             f"outside [0, {num_classes - 1}]")
+    az = np.radians(table.coords[keep, 0])
+    values = np.stack([np.cos(az), np.sin(az), table.distance[keep] * float(distance_unit_m),
+                       table.onscreen[keep].astype(np.float64)], axis=1)
+    out = np.zeros((int(num_frames), ADPIT_SLOTS, 5, num_classes), np.float32)
+    order, f, c, slot = _adpit_slots(frame, cls, num_classes)
+    out[f, slot, 0, c] = 1.0
+    for k in range(4):
+        out[f, slot, 1 + k, c] = values[order, k]
     return out
 
 
@@ -338,4 +381,4 @@ def describe_frames(table: EventTable, num_frames: int, class_names: Sequence[st
 
 
 __all__ = ["LABEL_HOP_S", "ADPIT_SLOTS", "SECTORS", "read_metadata", "label_frames",
-           "adpit_targets", "TrackTargets", "track_targets", "FrameTexts", "describe_frames", "azimuth_sector"]
+           "adpit_targets", "stereo_adpit_targets", "TrackTargets", "track_targets", "FrameTexts", "describe_frames", "azimuth_sector"]

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from seldbench.errors import SeldbenchError, suggest
-from seldbench.specs import AUDIO_FORMATS, ClipFiles
+from seldbench.specs import SPATIAL_FORMATS, ClipFiles
 
 #: The four dev sub-folders of STARSS23, in the order the release lists them.
 #: STARSS23 class names in index order (docs/datasets.md, "STARSS23"); the synthetic sets use them.
@@ -106,7 +106,7 @@ def _dev_clips(root: Path, formats: Sequence[str]) -> dict[str, dict]:
 
 
 def list_starss_layout(root: str | Path, split: str, val_rooms: Iterable[int] | None = None, *,
-                       formats: Sequence[str] = AUDIO_FORMATS, test_folds: Iterable[int] = (4,),
+                       formats: Sequence[str] = SPATIAL_FORMATS, test_folds: Iterable[int] = (4,),
                        val_fold: int = 3, val_fraction: float = VAL_FRACTION) -> list[ClipFiles]:
     """The clips of one split of a STARSS23-layout tree, sorted by (fold, room, mix).
 

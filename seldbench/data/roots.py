@@ -10,6 +10,11 @@ from seldbench.errors import SeldbenchError
 from seldbench.specs import DatasetSpec
 
 
+def data_home() -> Path:
+    """Where generated datasets live by default: ``$SELDBENCH_DATA``, or ``~/.cache/seldbench``."""
+    return Path(os.environ.get("SELDBENCH_DATA") or "~/.cache/seldbench").expanduser()
+
+
 def resolve_root(spec: DatasetSpec, root: str | os.PathLike | None = None,
                  environ: Mapping[str, str] | None = None) -> Path:
     """The root folder of ``spec``'s files.
@@ -40,4 +45,4 @@ def resolve_root(spec: DatasetSpec, root: str | os.PathLike | None = None,
     return path
 
 
-__all__ = ["resolve_root"]
+__all__ = ["data_home", "resolve_root"]

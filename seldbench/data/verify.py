@@ -11,11 +11,13 @@ plus what the dataset's own listing (:attr:`DatasetSpec.list_clips`) says:
   every sub-folder of one tree in the others;
 - every clip has a WAV of each format and a CSV, and an MP4 when its listed ``ClipFiles.video``
   is a path (a listed clip with ``video=None`` is a clip known to have none);
-- each WAV: readable, not truncated, 24 kHz, exactly 4 channels;
-- each CSV: the dataset's column count, integer fields, class in range (the strict reader
-  :func:`~seldbench.metrics.csvio.read_dcase_csv`), azimuth in [-180, 180], elevation in
-  [-90, 90], distance >= 0, frames within the audio length;
-- each MP4: readable, 2:1, as long as its audio within one second.
+- each WAV: readable, not truncated, 24 kHz, exactly the channels of its format (4 for
+  ``foa`` / ``mic``, 2 for ``stereo``);
+- each CSV: the dataset's column count (the 2025 stereo layout: its header line), integer
+  fields, class in range (the strict reader :func:`~seldbench.metrics.csvio.read_dcase_csv`),
+  azimuth in [-180, 180], elevation in [-90, 90], distance >= 0, frames within the audio length;
+- each MP4: readable, 2:1 for 360-degree video (not checked for perspective video), as long as
+  its audio within one second.
 
 Every problem is one line ``path: problem`` (``path:line: problem`` inside a CSV).
 """
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from seldbench.data.audio import CHANNELS, SAMPLE_RATE, audio_info
+from seldbench.data.audio import SAMPLE_RATE, audio_info, format_channels
 from seldbench.data.labels import label_frames, read_metadata
 from seldbench.data.roots import resolve_root
 from seldbench.data.video import video_info
@@ -87,17 +89,17 @@ def _subfolders(tree: Path) -> set[str]:
     return {p.name for p in tree.iterdir() if p.is_dir()} if tree.is_dir() else set()
 
 
-def _check_wav(path: Path, report: VerifyReport) -> int | None:
+def _check_wav(path: Path, audio_format: str, report: VerifyReport) -> int | None:
     """Length in samples, or None (after reporting) when the WAV is unusable."""
     report.checked["wav"] += 1
     try:
-        samples = audio_info(path, SAMPLE_RATE, CHANNELS)
+        samples = audio_info(path, SAMPLE_RATE, audio_format=audio_format)
     except SeldbenchError as exc:
         report._add_line(str(exc))
         return None
-    channels = sf.info(str(path)).channels
-    if channels != CHANNELS:
-        report.add(path, f"{channels} channels, expected {CHANNELS}")
+    channels, want = sf.info(str(path)).channels, format_channels(audio_format)
+    if channels != want:
+        report.add(path, f"{channels} channels, expected {want} for the {audio_format} format")
     return samples
 
 
@@ -112,7 +114,8 @@ def _first(report: VerifyReport, path: str, lines: np.ndarray, mask: np.ndarray,
 def _check_csv(path: Path, spec: DatasetSpec, samples: int | None, report: VerifyReport) -> None:
     report.checked["csv"] += 1
     try:
-        table = read_metadata(path, spec.metadata_columns, len(spec.classes))
+        table = read_metadata(path, spec.metadata_columns, len(spec.classes),
+                              spec.metadata_format)
     except SeldbenchError as exc:
         report._add_line(str(exc))
         return
@@ -130,14 +133,15 @@ def _check_csv(path: Path, spec: DatasetSpec, samples: int | None, report: Verif
                          f"100 ms)")
 
 
-def _check_mp4(path: Path, samples: int | None, report: VerifyReport) -> None:
+def _check_mp4(path: Path, samples: int | None, report: VerifyReport,
+               projection: str = "equirectangular") -> None:
     report.checked["mp4"] += 1
     try:
         info = video_info(path)
     except SeldbenchError as exc:
         report._add_line(str(exc))
         return
-    if info.width != 2 * info.height:
+    if projection == "equirectangular" and info.width != 2 * info.height:
         report.add(path, f"frame size {info.width}x{info.height} is not 2:1 (equirectangular)")
     if samples is not None:
         audio_s = samples / SAMPLE_RATE
@@ -189,7 +193,7 @@ def _check_part(spec: DatasetSpec, root: Path, kind: str, expect_video: dict[str
                     report.add(audio_trees[fmt] / sub / f"{stem}.wav", f"missing (clip {stem} "
                                f"has {some.relative_to(root)})")
                 continue  # a missing folder is reported once, above
-            samples = _check_wav(found[stem], report)
+            samples = _check_wav(found[stem], fmt, report)
             if samples is not None:
                 lengths.append(samples)
         samples = min(lengths) if lengths else None
@@ -206,7 +210,7 @@ def _check_part(spec: DatasetSpec, root: Path, kind: str, expect_video: dict[str
                 elif video_tree.is_dir():
                     report.add(expect_video[stem].parent, "missing folder")
             elif video is not None:
-                _check_mp4(video, samples, report)
+                _check_mp4(video, samples, report, spec.video_projection)
 
 
 def verify_dataset(spec: DatasetSpec, root: str | os.PathLike,

@@ -217,7 +217,8 @@ class FeatureCache:
         existing = self._existing(path, digest)
         pending = [stem for stem, src in sources.items() if existing.get(stem) != _signature(src)]
         if pending:
-            lengths = {stem: audio_info(sources[stem]) for stem in pending}  # check at the door
+            lengths = {stem: audio_info(sources[stem], audio_format=spec.audio_format)
+                       for stem in pending}  # check at the door
             hop = getattr(module, "hop_length", 1)
             for stem, n in lengths.items():
                 if n < hop:
@@ -293,7 +294,8 @@ class FeatureCache:
                        and lengths[order[i + len(group)]] == lengths[order[i]]):
                     group.append(order[i + len(group)])
                 i += len(group)
-                audio = np.stack([read_audio(sources[stem]) for stem in group])
+                audio = np.stack([read_audio(sources[stem], audio_format=spec.audio_format)
+                                  for stem in group])
                 with torch.inference_mode():
                     feats = module(torch.from_numpy(audio).to(device)).float().cpu().numpy()
                 if feats.shape[1] != spec.channels:

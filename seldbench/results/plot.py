@@ -32,7 +32,8 @@ class ClipTracks:
         from seldbench.data.labels import LABEL_HOP_S
 
         azel = table.polar() if len(table) else np.zeros((0, 2))
-        return cls(table.frame * LABEL_HOP_S, table.cls, azel[:, 0], azel[:, 1])
+        el = azel[:, 1] if azel.shape[1] > 1 else np.zeros(len(azel))  # 2025 stereo: azimuth only
+        return cls(table.frame * LABEL_HOP_S, table.cls, azel[:, 0], el)
 
 
 def clip_tracks(run_dir: str | os.PathLike, clip: str | None = None, suite: str = "dcase2023",
@@ -71,7 +72,7 @@ def clip_tracks(run_dir: str | os.PathLike, clip: str | None = None, suite: str 
     if meta is None:
         raise SeldbenchError(f"clip '{stem}': the dataset has no metadata file for it")
     num_classes = len(dspec.classes)
-    ref = read_metadata(meta, dspec.metadata_columns, num_classes)
+    ref = read_metadata(meta, dspec.metadata_columns, num_classes, dspec.metadata_format)
     pred = reg.get_metric_suite(suite).build(num_classes).read_prediction(folder / f"{stem}.csv")
     info = {"classes": list(dspec.classes), "run_id": path.name, "suite": suite,
             "model": record["model"]["name"], "dataset": dspec.name}

@@ -49,6 +49,12 @@ from seldbench.errors import SeldbenchError
 #: Feature sets whose channel layout the spatial transforms know.
 FOA_FEATURES = ("foa_logmel_iv", "foa_logmel_iv_128")
 MIC_FEATURES = ("mic_logmel_gcc",)
+#: Stereo feature sets -> (channel sources, signs) of the left-right mirror: left and right
+#: log-mel swap, the level difference and the sine of the phase difference change sign.
+STEREO_MIRRORS = {
+    "stereo_logmel_ild_ipd": ([1, 0, 2, 3, 4], [1, 1, -1, 1, -1]),
+    "stereo_logmel_ild_ipd_ms": ([1, 0, 2, 3, 4, 5, 6], [1, 1, 1, 1, -1, 1, -1]),
+}
 #: FOA feature channels 1-3 and 4-6 hold (Y, Z, X): the axes (y, z, x) = (1, 2, 0).
 _ACN_AXES = (1, 2, 0)
 
@@ -164,8 +170,17 @@ def spatial_maps(feature: str, bins: int) -> list[FeatureMap]:
         return [foa_feature_map(m, bins) for m in foa_transforms()]
     if feature in MIC_FEATURES:
         return [mic_gcc_feature_map(m, p, bins) for m, p in mic_transforms()]
+    if feature in STEREO_MIRRORS:  # identity and the left-right mirror (y -> -y)
+        src, sign = STEREO_MIRRORS[feature]
+        ident = np.arange(len(src))
+        return [FeatureMap(np.eye(3), ident, np.tile(np.arange(bins), (len(src), 1)),
+                           np.ones((len(src), bins))),
+                FeatureMap(np.diag([1.0, -1.0, 1.0]), np.asarray(src),
+                           np.tile(np.arange(bins), (len(src), 1)),
+                           np.repeat(np.asarray(sign, float)[:, None], bins, axis=1))]
+    known = FOA_FEATURES + MIC_FEATURES + tuple(STEREO_MIRRORS)
     raise SeldbenchError(f"train.augment channel_swap: no channel transform is known for feature "
-                         f"'{feature}' (supported: {', '.join(FOA_FEATURES + MIC_FEATURES)})")
+                         f"'{feature}' (supported: {', '.join(known)})")
 
 
 def rotate_targets(y: torch.Tensor, m: torch.Tensor, output: str, num_classes: int
@@ -177,6 +192,9 @@ def rotate_targets(y: torch.Tensor, m: torch.Tensor, output: str, num_classes: i
     if output == "multi_accdoa":
         xyz = y[:, :, :, 1:4, :]  # (B, T, 6, 3, C)
         y[:, :, :, 1:4, :] = torch.einsum("bij,btsjc->btsic", m, xyz)
+    elif output == "multi_accdoa_stereo":  # (x, y) of the azimuth, rows 1-2
+        xy = y[:, :, :, 1:3, :]
+        y[:, :, :, 1:3, :] = torch.einsum("bij,btsjc->btsic", m[:, :2, :2], xy)
     elif output == "track_wise":
         xyz = y[..., num_classes:num_classes + 3]  # (B, T, K, 3)
         y[..., num_classes:num_classes + 3] = torch.einsum("bij,btkj->btki", m, xyz)
@@ -278,7 +296,7 @@ def _pack(items: torch.Tensor, active: torch.Tensor, dim: int, keep: int) -> tor
 def union_targets(a: torch.Tensor, b: torch.Tensor, output: str, num_classes: int
                   ) -> torch.Tensor:
     """The targets of two chunks' events together (``mixup``), as the encoders lay them out."""
-    if output == "multi_accdoa":
+    if output in ("multi_accdoa", "multi_accdoa_stereo"):  # any values per slot
         ev = torch.cat([adpit_events(a), adpit_events(b)], dim=2)  # (B, T, 6, V, C)
         active = ev[:, :, :, 0].gt(0)  # (B, T, 6, C)
         ev = ev.transpose(3, 4)  # (B, T, 6, C, V): activity broadcast over the values

@@ -15,17 +15,25 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from seldbench.data.labels import LABEL_HOP_S, adpit_targets, read_metadata, track_targets
+from seldbench.data.labels import (LABEL_HOP_S, adpit_targets, read_metadata,
+                                   stereo_adpit_targets, track_targets)
 from seldbench.errors import SeldbenchError
 from seldbench.specs import ClipFiles, DatasetSpec, FeatureSpec
 
 
 def make_targets(output: str, table, frames: int, num_classes: int, with_distance: bool) -> np.ndarray:
     """Training targets of one clip for a model ``output`` format, ``(frames, ...)`` float32."""
+    if (table.layout == "fctado") != (output == "multi_accdoa_stereo"):
+        what = "DCASE 2025 stereo labels (azimuth only)" if table.layout == "fctado" else \
+            "labels with full directions"
+        raise SeldbenchError(f"{table.path}: {what} cannot train a model whose output format is "
+                             f"'{output}'")
     if output == "multi_accdoa":
         return adpit_targets(table, frames, num_classes, with_distance=with_distance)
     if output == "track_wise":
         return track_targets(table, frames, num_classes, with_distance=with_distance).as_array()
+    if output == "multi_accdoa_stereo":
+        return stereo_adpit_targets(table, frames, num_classes)
     raise SeldbenchError(f"no targets for output format '{output}'")
 
 
@@ -75,7 +83,8 @@ def load_split(split: str, clips: Sequence[ClipFiles], dataset: DatasetSpec,
         if labelled:
             if clip.metadata is None:
                 raise SeldbenchError(f"{clip.stem}: clip of split '{split}' has no metadata file")
-            table = read_metadata(clip.metadata, dataset.metadata_columns, len(dataset.classes))
+            table = read_metadata(clip.metadata, dataset.metadata_columns, len(dataset.classes),
+                                  dataset.metadata_format)
             targets[clip.stem] = make_targets(output, table, frames, len(dataset.classes),
                                               with_distance)
     return SplitData(split, list(clips), feats, targets, lengths, per)

@@ -117,7 +117,7 @@ def predict_file(run: LoadedRun, wav_path: str | os.PathLike,
                  video_path: str | os.PathLike | None = None) -> EventTable:
     """Events of one recording: read, features, normalise, predict, decode.
 
-    ``wav_path``: a 4-channel 24-kHz WAV in the run's audio format (``run.feature_spec.
+    ``wav_path``: a 24-kHz WAV in the run's audio format (4 channels, 2 for stereo; ``run.feature_spec.
     audio_format``: FOA for the ``foa_*`` feature sets, the tetrahedral mic array for
     ``mic_*``; the format cannot be told from the file, so it is not checked). Any length: the
     clip is predicted in chunks of the run's ``train.chunk_s``.
@@ -138,7 +138,7 @@ def predict_file(run: LoadedRun, wav_path: str | os.PathLike,
 
     if video_path is not None and not Path(video_path).is_file():
         raise SeldbenchError(f"{video_path}: no such video file")
-    audio = read_audio(wav_path)  # (4, samples) float32
+    audio = read_audio(wav_path, audio_format=run.feature_spec.audio_format)  # (ch, samples)
     hop = int(getattr(run.feature, "hop_length", 1))
     if audio.shape[1] < hop:
         raise SeldbenchError(f"{wav_path}: {audio.shape[1]} samples, shorter than one feature "
@@ -181,17 +181,39 @@ def predict_to_csv(run_dir: str | os.PathLike, wav_path: str | os.PathLike,
                    device: str = "auto") -> EventTable:
     """``seldbench predict``: load the run, predict ``wav_path`` and write ``out`` atomically as
     a 7-column DCASE CSV (frame, class, track, x, y, z, distance_m; distance 0 when the model
-    predicts none). Returns the written table."""
+    predicts none), or for a stereo model the DCASE 2025 CSV (header line; azimuth, distance
+    in cm, onscreen). Returns the written table."""
     from seldbench.data.audio import audio_info
-    from seldbench.metrics.csvio import write_dcase_csv
 
-    read_run_info(run_dir)  # checked in argument order: the run folder, then the files
-    audio_info(wav_path)  # a bad WAV fails before the model is loaded
+    fmt = _audio_format(run_dir)  # checked in argument order: the run folder, then the files
+    audio_info(wav_path, audio_format=fmt)  # a bad WAV fails before the model is loaded
     if video_path is not None and not Path(video_path).is_file():
         raise SeldbenchError(f"{video_path}: no such video file")
     run = load_run(run_dir, device)
-    table = as_layout(predict_file(run, wav_path, video_path), PREDICT_LAYOUT)
-    write_dcase_csv(out, table)
+    return _write_prediction(out, predict_file(run, wav_path, video_path))
+
+
+def _audio_format(run_dir) -> str | None:
+    """The audio format (foa, mic, stereo) a finished run's feature set reads; None when the
+    config names none (:func:`load_run` then says what is wrong)."""
+    from seldbench.registry import get_registry
+
+    _, config, _ = read_run_info(run_dir)
+    name = (config.get("features") or {}).get("name")
+    reg = get_registry()
+    return reg.get_feature(name).audio_format if name in reg.list("feature") else None
+
+
+def _write_prediction(path, table: EventTable) -> EventTable:
+    """Write a predicted table: the 2025 stereo CSV (header, azimuth, cm, onscreen) for a
+    stereo model's ``fctado`` rows, else the 7-column ``fctxyzd`` CSV."""
+    from seldbench.metrics.csvio import write_dcase2025_csv, write_dcase_csv
+
+    if table.layout == "fctado":
+        write_dcase2025_csv(path, table)
+        return table
+    table = as_layout(table, PREDICT_LAYOUT)
+    write_dcase_csv(path, table)
     return table
 
 
@@ -203,16 +225,15 @@ def predict_folder(run_dir: str | os.PathLike, audio_dir: str | os.PathLike,
     ``video_dir/<stem>.mp4`` when that exists (a clip without one runs with the image branch
     off, and says so). The run is loaded once. Returns ``{stem: rows}``."""
     from seldbench.data.audio import audio_info
-    from seldbench.metrics.csvio import write_dcase_csv
 
-    read_run_info(run_dir)
+    fmt = _audio_format(run_dir)
     wavs = sorted(p for p in Path(audio_dir).glob("*") if p.suffix.lower() == ".wav")
     if not wavs:
         raise SeldbenchError(f"{audio_dir}: no .wav files to predict")
     if video_dir is not None and not Path(video_dir).is_dir():
         raise SeldbenchError(f"{video_dir}: no such video folder")
     for wav in wavs:  # every WAV checked before the model is loaded
-        audio_info(wav)
+        audio_info(wav, audio_format=fmt)
     run = load_run(run_dir, device)
     rows = {}
     for wav in wavs:
@@ -221,8 +242,7 @@ def predict_folder(run_dir: str | os.PathLike, audio_dir: str | os.PathLike,
             if run.model_spec.needs_video:
                 log(f"{wav}: no {video.name} in {video_dir}; predicted without video")
             video = None
-        table = as_layout(predict_file(run, wav, video), PREDICT_LAYOUT)
-        write_dcase_csv(Path(out_dir) / f"{wav.stem}.csv", table)
+        table = _write_prediction(Path(out_dir) / f"{wav.stem}.csv", predict_file(run, wav, video))
         rows[wav.stem] = len(table)
     return rows
 

@@ -58,6 +58,12 @@ def multi_accdoa_output_size(num_classes: int, with_distance: bool = False) -> i
     return TRACKS * (4 if with_distance else 3) * int(num_classes)
 
 
+def stereo_output_size(num_classes: int, with_distance: bool = True) -> int:
+    """Outputs per frame of a ``multi_accdoa_stereo`` model: ``3 tracks x 4 (x, y, distance,
+    onscreen logit) x num_classes``."""
+    return TRACKS * 4 * int(num_classes)
+
+
 def adpit_candidates(target: Tensor) -> Tensor:
     """The 13 candidate track targets of an ADPIT target.
 
@@ -72,6 +78,29 @@ def adpit_candidates(target: Tensor) -> Tensor:
     a, b, c = (cand[:, :, k] for k in _CANONICAL)  # (B, T, 3, V, C) each
     pad = torch.stack((b + c, a + c, a + b), dim=2)  # (B, T, 3 groups, 3, V, C)
     return cand + pad[:, :, list(_GROUP)]
+
+
+def adpit_candidate_mse(output: Tensor, target: Tensor, values: int) -> Tensor:
+    """Per (batch, frame, candidate, class) MSE of a multi-ACCDOA output against the 13 ADPIT
+    candidates: ``(batch, frames, 13, classes)``, float32.
+
+    ``output``: ``(batch, frames, 3 * W * classes)`` track-major with ``W >= values`` values per
+    track; only the first ``values`` of each track enter the MSE (e.g. x, y, distance of the
+    2025 format, whose fourth value is an onscreen logit). ``target``: ``(batch, frames, 6,
+    values + 1, classes)`` slots ``(activity, values...)``.
+    """
+    V = int(values)
+    if target.ndim != 5 or target.shape[2] != ADPIT_SLOTS or target.shape[3] != V + 1:
+        raise ValueError(f"ADPIT target has shape {tuple(target.shape)}, expected (batch, frames, "
+                         f"{ADPIT_SLOTS}, {V + 1}, classes)")
+    B, T, _, _, C = target.shape
+    W = output.shape[-1] // (TRACKS * C) if output.ndim == 3 else 0
+    if output.ndim != 3 or output.shape[:2] != (B, T) or W < V or output.shape[-1] != TRACKS * W * C:
+        raise ValueError(f"multi-ACCDOA output has shape {tuple(output.shape)}, expected "
+                         f"({B}, {T}, {TRACKS} x {V} x {C} = {TRACKS * V * C})")
+    out = output.float().reshape(B, T, 1, TRACKS, W, C)[..., :V, :]
+    cand = adpit_candidates(target.to(device=output.device, dtype=torch.float32))
+    return (out - cand).square().mean(dim=(3, 4))  # (B, T, 13, C)
 
 
 def adpit_loss(output: Tensor, target: Tensor, *, with_distance: bool = False,
@@ -102,10 +131,51 @@ def adpit_loss(output: Tensor, target: Tensor, *, with_distance: bool = False,
                          f"({B}, {T}, {TRACKS} x {V} x {C} = {TRACKS * V * C})")
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction '{reduction}' is not 'mean' or 'none'")
-    out = output.float().reshape(B, T, 1, TRACKS, V, C)
-    cand = adpit_candidates(target.to(device=output.device, dtype=torch.float32))
-    per_cand = (out - cand).square().mean(dim=(3, 4))  # (B, T, 13, C)
+    per_cand = adpit_candidate_mse(output, target, V)
     loss = per_cand.min(dim=2).values  # (B, T, C)
+    return loss.mean() if reduction == "mean" else loss
+
+
+#: Weight of the onscreen BCE in :func:`stereo_adpit_loss`.
+ONSCREEN_WEIGHT = 0.1
+
+
+def stereo_adpit_loss(output: Tensor, target: Tensor, *, onscreen_weight: float = ONSCREEN_WEIGHT,
+                      reduction: str = "mean") -> Tensor:
+    """ADPIT loss of the DCASE 2025 ``multi_accdoa_stereo`` output.
+
+    Args:
+        output: ``(batch, frames, 3 * 4 * classes)`` track-major ``[t: x(C) y(C) d(C) on(C)]``,
+            distance in metres, ``on`` an onscreen logit.
+        target: ``(batch, frames, 6, 5, classes)`` slots ``(activity, x, y, distance_m,
+            onscreen)`` from :func:`seldbench.data.labels.stereo_adpit_targets`.
+        onscreen_weight: weight of the onscreen term.
+        reduction: ``"mean"`` or ``"none"`` (``(batch, frames, classes)``).
+
+    Per (batch, frame, class): the ADPIT MSE over (x, y, distance) as :func:`adpit_loss`
+    (the candidate with the smallest MSE is chosen), plus ``onscreen_weight`` x the BCE of the
+    onscreen logits against that candidate's onscreen flags, averaged over its active tracks
+    (0 where none is active).
+    """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction '{reduction}' is not 'mean' or 'none'")
+    if target.ndim != 5 or target.shape[3] != 5:
+        raise ValueError(f"stereo ADPIT target has shape {tuple(target.shape)}, expected (batch, "
+                         f"frames, {ADPIT_SLOTS}, 5, classes)")
+    per_cand = adpit_candidate_mse(output, target[:, :, :, :4], 3)  # (B, T, 13, C)
+    best = per_cand.min(dim=2)
+    B, T, _, _, C = target.shape
+    tgt = target.to(device=output.device, dtype=torch.float32)
+    # candidate flags: activity x onscreen and activity alone, (B, T, 13, 3, 1, C) each
+    on_c = adpit_candidates(tgt[:, :, :, [0, 4]])[..., 0, :]
+    act_c = adpit_candidates(tgt[:, :, :, [0, 0]])[..., 0, :]
+    idx = best.indices[:, :, None, None, :].expand(B, T, 1, TRACKS, C)
+    on_t = on_c.gather(2, idx)[:, :, 0].clamp(0, 1)  # (B, T, 3, C)
+    act_t = act_c.gather(2, idx)[:, :, 0].clamp(0, 1)
+    logit = output.float().reshape(B, T, TRACKS, 4, C)[:, :, :, 3]  # (B, T, 3, C)
+    bce = (F.softplus(logit) - logit * on_t) * act_t
+    on_loss = bce.sum(dim=2) / act_t.sum(dim=2).clamp(min=1)  # (B, T, C)
+    loss = best.values + float(onscreen_weight) * on_loss
     return loss.mean() if reduction == "mean" else loss
 
 
@@ -186,17 +256,21 @@ def pit_loss(output: Tensor, target: Tensor, *, with_distance: bool = False,
     return loss.mean() if reduction == "mean" else loss
 
 
-__all__ = ["ADPIT_SLOTS", "PIT_DISTANCE_WEIGHT", "TRACKS", "adpit_candidates", "adpit_loss",
-           "multi_accdoa_output_size", "pit_loss", "pit_order_losses", "track_wise_output_size"]
+__all__ = ["ADPIT_SLOTS", "ONSCREEN_WEIGHT", "PIT_DISTANCE_WEIGHT", "TRACKS", "adpit_candidates",
+           "adpit_candidate_mse", "adpit_loss", "multi_accdoa_output_size", "stereo_adpit_loss",
+           "stereo_output_size", "pit_loss", "pit_order_losses", "track_wise_output_size"]
 
 
 def core_loss(output: str, with_distance: bool = False):
     """The core loss of an output format as ``loss(output, target) -> scalar``: ADPIT MSE for
-    ``multi_accdoa``, PIT BCE + MSE for ``track_wise`` (distance terms ``with_distance``)."""
+    ``multi_accdoa``, PIT BCE + MSE for ``track_wise`` (distance terms ``with_distance``),
+    ADPIT MSE + onscreen BCE for ``multi_accdoa_stereo``."""
     from functools import partial
 
     from seldbench.errors import SeldbenchError
 
+    if output == "multi_accdoa_stereo":
+        return stereo_adpit_loss
     losses = {"multi_accdoa": adpit_loss, "track_wise": pit_loss}
     if output not in losses:
         raise SeldbenchError(f"output '{output}' has no core loss; give the ModelSpec a loss")

@@ -100,11 +100,18 @@ def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
     cfg = resolve(dataset_yaml=dspec.config, model_yaml=mspec.config, experiment=config_file, layers=layers,
                   overrides=[f"dataset.name={dataset}", *overrides,
                              *([f"seed={seed}"] if seed is not None else [])])
-    feature = cfg["features"]["name"] or mspec.features[0]
+    # default: the model's first feature set in one of the dataset's audio formats
+    fitting = [f for f in mspec.features if reg.get_feature(f).audio_format in dspec.formats]
+    feature = cfg["features"]["name"] or (fitting or mspec.features)[0]
     if feature not in mspec.features:
         raise SeldbenchError(f"features.name={feature}: model '{model}' accepts "
                              f"{', '.join(mspec.features)}")
-    reg.get_feature(feature)
+    fmt = reg.get_feature(feature).audio_format
+    if fmt not in dspec.formats:
+        raise SeldbenchError(f"features.name={feature}: it reads {fmt} audio, dataset "
+                             f"'{dataset}' has {', '.join(dspec.formats)}"
+                             + (f" (model '{model}' has no feature set for it)" if not fitting
+                                else f" (use {', '.join(fitting)})"))
     cfg["features"]["name"] = feature
     suites = cfg["eval"]["suites"] or list(dspec.metric_suites)
     for s in suites:
@@ -150,7 +157,7 @@ class Assembled:
     """A model built from a plan, what it emits, and the predictor that decodes it."""
 
     model: Any  # torch.nn.Module
-    output: str  # "multi_accdoa" | "track_wise"
+    output: str  # "multi_accdoa" | "track_wise" | "multi_accdoa_stereo"
     with_distance: bool
     predictor: Any  # seldbench.training.predict.Predictor
 
@@ -171,9 +178,11 @@ def assemble(plan: RunPlan, device) -> Assembled:
 
 def output_width(output: str, classes: int, with_distance: bool) -> int:
     """Values per label frame that an output format carries for ``classes`` classes."""
-    from seldbench.training.losses import multi_accdoa_output_size, track_wise_output_size
+    from seldbench.training.losses import (multi_accdoa_output_size, stereo_output_size,
+                                           track_wise_output_size)
 
-    size = multi_accdoa_output_size if output == "multi_accdoa" else track_wise_output_size
+    size = {"multi_accdoa": multi_accdoa_output_size, "track_wise": track_wise_output_size,
+            "multi_accdoa_stereo": stereo_output_size}[output]
     return size(classes, with_distance)
 
 

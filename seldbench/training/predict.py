@@ -53,7 +53,9 @@ class Predictor:
 
     def predict(self, model: torch.nn.Module, clips: Sequence[np.ndarray],
                 sides: Sequence[Mapping[str, np.ndarray]] | None = None) -> list[EventTable]:
-        """Decoded event tables (Cartesian DOAs, distance in metres if predicted), one per clip."""
+        """Decoded event tables, one per clip: Cartesian DOAs (distance in metres if predicted);
+        for ``multi_accdoa_stereo`` the 2025 ``fctado`` rows (azimuth, distance in cm,
+        onscreen)."""
         was_training = model.training
         model.eval()
         sides = list(sides) if sides is not None else [None] * len(clips)
@@ -65,7 +67,12 @@ class Predictor:
 
     def decode(self, raw: np.ndarray) -> EventTable:
         """One clip's raw output ``(label_frames, outputs)`` -> its event table."""
-        from seldbench.metrics.decode import multi_accdoa_decode, trackwise_decode
+        from seldbench.metrics.decode import (multi_accdoa_decode, stereo_multi_accdoa_decode,
+                                              trackwise_decode)
+
+        if self.output == "multi_accdoa_stereo":  # fctado rows: azimuth, cm, onscreen
+            return stereo_multi_accdoa_decode(raw[None], self.C, with_onscreen=True,
+                                              threshold=self.threshold, unify_deg=self.unify)[0]
 
         if self.output == "multi_accdoa":
             return multi_accdoa_decode(raw[None], self.C, with_distance=self.with_distance,

@@ -421,12 +421,17 @@ def score_predictions(reg, suites: Sequence[str], dspec, clips, tables, run_dir:
         if scorer.needs_distance and not with_distance:
             results[name] = {"skipped": "the model predicts no distance"}
             continue
+        if not hasattr(scorer, "write_prediction") and any(t.layout == "fctado" for t in tables):
+            results[name] = {"skipped": "the model predicts azimuth only (DCASE 2025 stereo)"}
+            continue
         folder = run_dir / "predictions" / name
         pairs = []
         for clip, table in zip(clips, tables):
-            t = as_layout(table, scorer.prediction_layout)
             path = folder / f"{clip.stem}.csv"
-            write_dcase_csv(path, t)
+            if hasattr(scorer, "write_prediction"):  # its own format (dcase2025: header, cm)
+                scorer.write_prediction(path, table)
+            else:
+                write_dcase_csv(path, as_layout(table, scorer.prediction_layout))
             pairs.append((scorer.read_reference(clip.metadata), scorer.read_prediction(path)))
         per_file = scorer.counts(pairs)
         figures, interval = summarise_with_interval(scorer, per_file, spec.figures,

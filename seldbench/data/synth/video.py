@@ -219,13 +219,16 @@ def rgb_to_yuv420p(img: np.ndarray) -> np.ndarray:
 X264_PARAMS = "threads=1:lookahead-threads=1:sliced-threads=0:mbtree=0"
 
 
-def write_video(path: str | os.PathLike, frames, cfg: SynthConfig) -> int:
+def write_video(path: str | os.PathLike, frames, cfg: SynthConfig,
+                size: tuple[int, int] | None = None) -> int:
     """Encode RGB ``frames`` to an H.264 MP4 at ``path`` atomically; returns the frame count.
+    ``size`` (width, height; height a multiple of 4) overrides ``cfg.video_size``, e.g. for
+    perspective frames.
 
     The bytes depend only on the frames, ``cfg`` and the PyAV/FFmpeg/x264 build."""
     import av
 
-    width, height = cfg.video_size
+    width, height = size or cfg.video_size
     count = 0
     with atomic_open(Path(path), "wb") as fh:
         with av.open(fh, mode="w", format="mp4") as container:
