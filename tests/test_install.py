@@ -108,10 +108,9 @@ def test_wheel_installs_and_runs_from_an_unrelated_folder(tmp_path, synth_env):
     rec = json.loads(record.read_text())
     assert rec["status"] == "complete" and rec["train"]["epochs_run"] == 1
     # the installed YAML resolves to the checkout's config, hash included
-    from seldbench.config import config_hash
-    from seldbench.training.run import resolve_run_config
+    from seldbench.training.plan import plan_run
 
-    cfg = resolve_run_config("crnn", "synth-mini", overrides=[*sets, "train.epochs=1"])
-    assert rec["config"] == cfg and rec["config_hash"] == config_hash(cfg)
+    plan = plan_run("crnn", "synth-mini", overrides=[*sets, "train.epochs=1"])
+    assert rec["config"] == plan.cfg and rec["config_hash"] == plan.digest
     assert rec["git"] is None  # an installed package is no checkout
     assert not (tmp_path / "home").exists()  # nothing went to ~
