@@ -417,7 +417,8 @@ def _read_batch(paths: list, layouts: Mapping[int, str], num_classes: int | None
     widest = max(layouts)
     allowed = np.zeros(widest + 1, np.bool_)
     allowed[list(layouts)] = True
-    capacity = len(buf) // (2 * min(layouts) - 1) + len(sizes)
+    # rows: at most one a line end (and a last one), each of at least 2 * fields - 1 bytes
+    capacity = min(buf.count(b"\n"), len(buf) // (2 * min(layouts) - 1)) + len(sizes) + 1
     values = np.empty((capacity, widest))
     lines = np.empty(capacity, np.int64)
     row_end = np.zeros(len(sizes), np.int64)
