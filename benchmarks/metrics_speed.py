@@ -17,7 +17,8 @@ aliases and stand-ins for the feature-extraction-only imports), the scoring part
 its CSV loading, and its figures are checked against seldbench's.
 
 The 2025 row scores ``--files-2025`` random 5-s stereo clips (50 frames, the ``fctado`` layout):
-the loop reference, the compiled suite and ``score_folders``; with ``--official-2025`` (a
+the loop reference, the compiled suite and ``score_folders``, and reads them with the strict
+reader one file at a time and in batches (:func:`~seldbench.metrics.csvio.read_many`); with ``--official-2025`` (a
 checkout of partha2409/DCASE2025_seld_baseline) also the official ``ComputeSELDResults``
 construction plus ``get_SELD_Results`` on the same files (one call, which gives one of the two
 F figures; ``cv2`` and tensorboard stood in, as only its feature extraction uses them).
@@ -181,6 +182,15 @@ def stereo_row(args, C: int) -> None:
               f"{t_slow:.3f}s, compiled {t_one:.4f}s on 1 thread ({t_slow / t_one:.0f}x), "
               f"{t_all:.4f}s on {threads} ({t_slow / t_all:.0f}x); score_folders incl. CSV "
               f"reading {t_e2e:.3f}s")
+        refs = sorted(ref_dir.iterdir())
+        preds = [pred_dir / r.name for r in refs]
+        t_each = best_of(lambda: [(sc.read_reference(r), sc.read_prediction(p))
+                                  for r, p in zip(refs, preds)], args.repeat)
+        t_batch = best_of(lambda: (sc.read_references(refs), sc.read_predictions(preds)),
+                          args.repeat)
+        n = 2 * len(refs)
+        print(f"dcase2025 CSV reading, {n} files: one by one {t_each / n * 1e3:.3f} ms a file, "
+              f"in two batches {t_batch / n * 1e3:.3f} ms a file ({t_each / t_batch:.1f}x)")
         if args.official_2025:
             off = official_time(args.official_2025, ref_dir, pred_dir, C, _OFFICIAL_2025)
             names = ("F", "DOAE", "DistE", "RDE", "OnscreenAcc")

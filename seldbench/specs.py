@@ -32,6 +32,9 @@ class MetricSuiteSpec:
 
     - ``read_reference(path) -> EventTable`` and ``read_prediction(path) -> EventTable``: strict
       readers (a bad row raises :class:`SeldbenchError` ``file:line: problem``);
+    - optionally ``read_references(paths)`` and ``read_predictions(paths)``: the same for many
+      files in one batch (the same tables; where a file is bad, some file's error), which
+      ``seldbench score`` then uses;
     - ``counts(pairs) -> np.ndarray``: additive counters of each ``(ref, pred)`` table pair,
       shape ``(files, counters, num_classes)`` (all files at once, so a suite can vectorise
       across them);

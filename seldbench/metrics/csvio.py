@@ -19,6 +19,10 @@ The official loaders dispatch on the field count row by row and silently drop ro
 other count; here a file has one layout, and any bad row is a :class:`SeldbenchError`
 ``file:line: problem``. Blank lines carry nothing and are skipped; an empty file is a valid
 file with no events.
+
+:func:`read_many` reads a folder's files in one batch with the same result: files in the
+plainest form are parsed by one compiled pass (:func:`seldbench.metrics.kernels.parse_plain_csv`)
+and checked together; the rest, and any bad file, go through :func:`read_dcase_csv`.
 """
 from __future__ import annotations
 
@@ -260,7 +264,6 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
     if nfields not in layouts:
         raise _fail(spath, rows[0][0], f"{nfields} fields, expected {allowed}")
     layout = layouts[nfields]
-    _, cartesian, has_track = LAYOUTS[layout]
     # Fast path: one vectorised parse; on any failure find the culprit row by row.
     counts = [ln.count(",") for _, ln in rows]
     if counts.count(nfields - 1) != len(counts):
@@ -285,60 +288,168 @@ def read_dcase_csv(path: str | os.PathLike, layouts: Mapping[int, str],
     def first_bad(mask: np.ndarray, problem) -> None:
         if mask.any():
             i = int(np.argmax(mask))
-            raise _fail(spath, int(lines[i]), problem(i))
+            raise _fail(spath, int(lines[i]),
+                        problem(i, lambda col: rows[i][1].split(",")[col].strip()))
 
-    def field(i: int, col: int) -> str:
-        """Field ``col`` of row ``i`` as written (for messages)."""
-        return rows[i][1].split(",")[col].strip()
+    columns = _checked_columns(values, layout, num_classes, positive_distance, first_bad)
+    return EventTable(spath, layout, *columns[:5], lines, columns[5])
 
+
+def _checked_columns(values: np.ndarray, layout: str, num_classes: int | None,
+                     positive_distance: bool, first_bad) -> tuple:
+    """The checks of :func:`read_dcase_csv` on parsed rows ``values`` (rows x fields, any number
+    of files), in its order, then the columns: frame, class, track, coords, distance, onscreen.
+    ``first_bad(mask, problem)`` acts on the first row of a true ``mask``; ``problem(i, field)``
+    words it, ``field(col)`` giving field ``col`` of row ``i`` as written."""
+    nfields = values.shape[1]
+    _, cartesian, has_track = LAYOUTS[layout]
+    n = len(values)
     bad = ~np.isfinite(values)
-    first_bad(bad.any(axis=1), lambda i: f"field {int(np.argmax(bad[i])) + 1} is "
-              f"{field(i, int(np.argmax(bad[i])))}, not a finite number")
+    first_bad(bad.any(axis=1), lambda i, field: f"field {int(np.argmax(bad[i])) + 1} is "
+              f"{field(int(np.argmax(bad[i])))}, not a finite number")
     stereo = layout == "fctado"
     int_cols = [0, 1, 2, 5] if stereo else [0, 1, 2] if has_track else [0, 1]
     ints = values[:, int_cols]
     nonint = ints != np.round(ints)
-    first_bad(nonint.any(axis=1), lambda i: f"field {int_cols[int(np.argmax(nonint[i]))] + 1} "
-              f"'{field(i, int_cols[int(np.argmax(nonint[i]))])}' is not an integer")
-    first_bad(values[:, 0] < 0, lambda i: f"negative frame {field(i, 0)}")
+    first_bad(nonint.any(axis=1), lambda i, field: f"field "
+              f"{int_cols[int(np.argmax(nonint[i]))] + 1} "
+              f"'{field(int_cols[int(np.argmax(nonint[i]))])}' is not an integer")
+    first_bad(values[:, 0] < 0, lambda i, field: f"negative frame {field(0)}")
     if num_classes is not None:
         first_bad((values[:, 1] < 0) | (values[:, 1] >= num_classes),
-                  lambda i: f"class {field(i, 1)} outside [0, {num_classes - 1}]")
+                  lambda i, field: f"class {field(1)} outside [0, {num_classes - 1}]")
     else:
-        first_bad(values[:, 1] < 0, lambda i: f"negative class {field(i, 1)}")
+        first_bad(values[:, 1] < 0, lambda i, field: f"negative class {field(1)}")
     if has_track:
-        first_bad(values[:, 2] < 0, lambda i: f"negative track/source index {field(i, 2)}")
+        first_bad(values[:, 2] < 0, lambda i, field: f"negative track/source index {field(2)}")
     huge = ints > MAX_INT_FIELD
-    first_bad(huge.any(axis=1), lambda i: f"field {int_cols[int(np.argmax(huge[i]))] + 1} "
-              f"'{field(i, int_cols[int(np.argmax(huge[i]))])}' is too large for an index "
+    first_bad(huge.any(axis=1), lambda i, field: f"field {int_cols[int(np.argmax(huge[i]))] + 1} "
+              f"'{field(int_cols[int(np.argmax(huge[i]))])}' is too large for an index "
               "(beyond 2**53)")
     frame, cls = values[:, 0].astype(np.int64), values[:, 1].astype(np.int64)
     if has_track:
         track = values[:, 2].astype(np.int64)
         start = 3
     else:
-        track = np.zeros(len(rows), np.int64)
+        track = np.zeros(n, np.int64)
         start = 2
     if stereo:
         on = values[:, 5]
-        first_bad((on != 0) & (on != 1), lambda i: f"onscreen {field(i, 5)} is not 0 or 1")
+        first_bad((on != 0) & (on != 1), lambda i, field: f"onscreen {field(5)} is not 0 or 1")
         if positive_distance:
-            first_bad(~(values[:, 4] > 0), lambda i: f"distance {field(i, 4)} is not above 0 "
+            first_bad(~(values[:, 4] > 0), lambda i, field: f"distance {field(4)} is not above 0 "
                       "(reference distances are in cm)")
-        return EventTable(spath, layout, frame, cls, track, np.ascontiguousarray(values[:, 3:4]),
-                          np.ascontiguousarray(values[:, 4]), lines, on.astype(np.int64))
+        return (frame, cls, track, np.ascontiguousarray(values[:, 3:4]),
+                np.ascontiguousarray(values[:, 4]), on.astype(np.int64))
     if cartesian:
         coords = values[:, start:start + 3]
-        first_bad(~(coords != 0).any(axis=1), lambda i: "zero-length Cartesian vector (0, 0, 0)")
+        first_bad(~(coords != 0).any(axis=1),
+                  lambda i, field: "zero-length Cartesian vector (0, 0, 0)")
         coords = _squarable(coords)
         dist = values[:, start + 3] if nfields > start + 3 else None
     else:
         coords = values[:, start:start + 2]
         el = coords[:, 1]
-        first_bad((el < -90) | (el > 90), lambda i: f"elevation {field(i, start + 1)} outside [-90, 90]")
+        first_bad((el < -90) | (el > 90),
+                  lambda i, field: f"elevation {field(start + 1)} outside [-90, 90]")
         dist = values[:, start + 2] if nfields > start + 2 else None
-    return EventTable(spath, layout, frame, cls, track, np.ascontiguousarray(coords),
-                      None if dist is None else np.ascontiguousarray(dist), lines)
+    return (frame, cls, track, np.ascontiguousarray(coords),
+            None if dist is None else np.ascontiguousarray(dist), None)
+
+
+class _OffFastPath(Exception):
+    """A row the batch checks of :func:`read_many` do not pass: the strict reader words it."""
+
+
+def _off_fast_path(mask: np.ndarray, problem) -> None:
+    if mask.any():
+        raise _OffFastPath
+
+
+def _read_plain(path: str | os.PathLike) -> bytes | None:
+    """The bytes of a regular file, or None where anything is unusual (the strict reader then
+    says what): opened without blocking, so a FIFO is seen for what it is, not waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        parts = [os.read(fd, 1 << 16)]
+        while parts[-1]:
+            parts.append(os.read(fd, 1 << 20))
+        return b"".join(parts)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_many(paths, layouts: Mapping[int, str], num_classes: int | None = None, *,
+              header: str | None = None, positive_distance: bool = False) -> list[EventTable]:
+    """:func:`read_dcase_csv` of each of ``paths`` (same arguments), in one batch: the files in
+    the plainest form (digits, ``-``, ``.``, commas, ``\\n`` line ends, the exact header line
+    where one is required) are parsed by one compiled pass and checked by one vectorised pass
+    over all their rows; any other file is read by :func:`read_dcase_csv`. The tables are
+    identical to its; where any file is bad, the error is the one :func:`read_dcase_csv` raises
+    for the first bad file of ``paths``.
+    """
+    paths = list(paths)
+    kw = dict(num_classes=num_classes, header=header, positive_distance=positive_distance)
+    try:
+        return _read_batch(paths, layouts, **kw)
+    except (SeldbenchError, _OffFastPath):
+        return [read_dcase_csv(p, layouts, **kw) for p in paths]  # raises the first file's error
+
+
+def _read_batch(paths: list, layouts: Mapping[int, str], num_classes: int | None,
+                header: str | None, positive_distance: bool) -> list[EventTable]:
+    from seldbench.metrics import kernels  # numba: imported when files are scored
+
+    head = b"" if header is None else (header + "\n").encode()
+    datas = [_read_plain(p) for p in paths]
+    plain = [d is not None and d.startswith(head) for d in datas]
+    buf = b"".join(d for d, ok in zip(datas, plain) if ok)
+    sizes = np.array([len(d) for d, ok in zip(datas, plain) if ok], np.int64)
+    ends = np.cumsum(sizes)
+    body = ends - sizes + len(head)
+    widest = max(layouts)
+    allowed = np.zeros(widest + 1, np.bool_)
+    allowed[list(layouts)] = True
+    # rows: at most one a line end (and a last one), each of at least 2 * fields - 1 bytes
+    capacity = min(buf.count(b"\n"), len(buf) // (2 * min(layouts) - 1)) + len(sizes) + 1
+    values = np.empty((capacity, widest))
+    lines = np.empty(capacity, np.int64)
+    row_end = np.zeros(len(sizes), np.int64)
+    nfields = np.zeros(len(sizes), np.int64)
+    kernels.parse_plain_csv(np.frombuffer(buf, np.uint8), body, ends,
+                            np.full(len(sizes), 2 if header else 1, np.int64), allowed, values,
+                            lines, row_end, nfields)
+    row_start = np.r_[0, row_end[:-1]] if len(sizes) else row_end
+    tables: list = [None] * len(paths)
+    fast = [i for i, ok in enumerate(plain) if ok]
+    for nf in set(nfields.tolist()) - {0}:  # one pass per field count (a suite allows 1 or 2)
+        group = np.flatnonzero(nfields == nf)
+        if len(group) == len(sizes):
+            rows = slice(0, int(row_end[-1]))
+        else:
+            rows = np.concatenate([np.arange(row_start[g], row_end[g]) for g in group])
+        columns = _checked_columns(values[rows, :nf], layouts[nf], num_classes,
+                                   positive_distance, _off_fast_path)
+        stop = np.cumsum(row_end[group] - row_start[group])
+        bounds = list(zip((stop - row_end[group] + row_start[group]).tolist(), stop.tolist()))
+        frame, cls, track, coords, dist, on = columns
+        line = lines[rows]
+        for g, (a, b) in zip(group.tolist(), bounds):  # views of each file's rows
+            tables[fast[g]] = EventTable(
+                str(paths[fast[g]]), layouts[nf], frame[a:b], cls[a:b], track[a:b], coords[a:b],
+                None if dist is None else dist[a:b], line[a:b], None if on is None else on[a:b])
+    for i, t in enumerate(tables):
+        if t is None:
+            tables[i] = read_dcase_csv(paths[i], layouts, num_classes, header=header,
+                                       positive_distance=positive_distance)
+    return tables
 
 
 def _squarable(xyz: np.ndarray) -> np.ndarray:
@@ -436,6 +547,7 @@ def make_table(frame, cls, track, coords, distance=None, layout: str | None = No
                       None if onscreen is None else np.asarray(onscreen, np.int64))
 
 
-__all__ = ["EventTable", "LAYOUTS", "HEADER_2025", "as_layout", "as_stereo", "read_dcase_csv", "write_dcase_csv",
+__all__ = ["EventTable", "LAYOUTS", "HEADER_2025", "as_layout", "as_stereo", "read_dcase_csv",
+           "read_many", "write_dcase_csv",
            "write_dcase2025_csv", "make_table",
            "cartesian_to_polar", "polar_to_cartesian"]

@@ -13,6 +13,9 @@ circle angle from azimuth/elevation), ``UNIT`` (2024: the angle between unit vec
 normalised by ``sqrt(|v|^2 + 1e-10)``) and ``FOLDED_AZIMUTH`` (2025: ``|a - b|`` of azimuths the
 caller has already folded front-back).
 
+``parse_plain_csv`` is the compiled half of the batch CSV reader
+(:func:`seldbench.metrics.csvio.read_many`).
+
 Compiled code is cached on disk (numba's ``cache=True``: next to this file, else under the
 user's cache folder). Where neither can be written (a read-only install and HOME) the cache goes
 to a folder under the temporary directory, and where even that fails the kernels are compiled
@@ -431,3 +434,83 @@ def frame_counts(rk, pk, m_key, m_cost, m_dist, m_rel, m_on, C, row_file, n_file
     return out
 
 
+
+
+# ------------------------------------------------------------------ CSV fast path
+
+#: exact powers of ten (10**22 is the last one a float64 holds exactly)
+_POW10 = np.array([float(10 ** k) for k in range(23)])
+_NL, _COMMA, _MINUS, _POINT, _ZERO, _NINE = 10, 44, 45, 46, 48, 57
+
+
+@_njit(nogil=True)
+def parse_plain_csv(buf, body, ends, first_line, allowed, values, lines, row_end, nfields):
+    """Rows of many DCASE CSV files held in one byte buffer, for files in the plainest form
+    only: ASCII digits, ``-``, ``.``, ``,`` and ``\\n``, every number ``-?(\\d+\\.?\\d*|\\.\\d+)``
+    with at most 15 significant digits and 22 decimals (so that ``m / 10**k`` is exactly
+    Python's ``float``), every row with the same field count, one that ``allowed`` marks.
+
+    File ``f`` is ``buf[body[f]:ends[f]]`` (after any header), its first line numbered
+    ``first_line[f]``. Its rows go to ``values`` (rows x max fields) and ``lines`` from
+    ``row_end[f - 1]`` to ``row_end[f]``; ``nfields[f]`` is its field count, 0 for a file off
+    this path (anything else, or no rows): the strict reader decides about those.
+    """
+    r = 0
+    for f in range(len(body)):
+        p, end, line, r0, nf = body[f], ends[f], first_line[f], r, -1
+        ok = True
+        while ok and p < end:
+            if buf[p] == _NL:  # a blank line
+                p += 1
+                line += 1
+                continue
+            k = 0
+            while True:  # one field
+                neg = p < end and buf[p] == _MINUS
+                if neg:
+                    p += 1
+                m, digits, sig, frac, point = 0, 0, 0, 0, False
+                while p < end:
+                    c = buf[p]
+                    if _ZERO <= c <= _NINE:
+                        digits += 1
+                        if m > 0 or c != _ZERO:
+                            sig += 1
+                        m = m * 10 + (c - _ZERO) if sig <= 15 else m
+                        if point:
+                            frac += 1
+                    elif c == _POINT and not point:
+                        point = True
+                    else:
+                        break
+                    p += 1
+                if digits == 0 or sig > 15 or frac > 22 or k >= values.shape[1]:
+                    ok = False
+                    break
+                v = m / _POW10[frac]
+                values[r, k] = -v if neg else v
+                k += 1
+                if p < end and buf[p] == _COMMA:
+                    p += 1
+                    continue
+                if p < end and buf[p] != _NL:
+                    ok = False
+                elif p < end:
+                    p += 1
+                break
+            if not ok:
+                break
+            if nf < 0:
+                nf = k
+                ok = nf < len(allowed) and allowed[nf]
+            elif k != nf:
+                ok = False
+            if ok:
+                lines[r] = line
+                line += 1
+                r += 1
+        if not ok or r == r0:
+            r = r0
+            nf = 0
+        nfields[f] = nf
+        row_end[f] = r

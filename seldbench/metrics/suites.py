@@ -21,7 +21,7 @@ import numpy as np
 from seldbench.errors import SeldbenchError
 from seldbench.metrics import counters as K
 from seldbench.metrics.csvio import (HEADER_2025, EventTable, as_stereo, concat_polar,
-                                     read_dcase_csv, write_dcase2025_csv)
+                                     read_dcase_csv, read_many, write_dcase2025_csv)
 
 EPS = np.finfo(np.float64).eps
 DOA_THRESHOLD_DEG = 20.0
@@ -194,7 +194,33 @@ class _Scorer:
     """What both scorers share: counters of many files at once, spread over threads."""
 
     workers: int = 1
+    num_classes: int
+    ref_layouts: dict
     pred_layouts: dict
+
+    def _reading(self, side: str) -> dict:
+        """The strict reader's arguments for the reference (``"ref"``) or prediction files."""
+        return {"layouts": self.ref_layouts if side == "ref" else self.pred_layouts,
+                "num_classes": self.num_classes}
+
+    def _loaded(self, table: EventTable, side: str) -> EventTable:
+        """A table as read, in the units the scorer works in."""
+        return table
+
+    def read_reference(self, path) -> EventTable:
+        return self._loaded(read_dcase_csv(path, **self._reading("ref")), "ref")
+
+    def read_prediction(self, path) -> EventTable:
+        return self._loaded(read_dcase_csv(path, **self._reading("pred")), "pred")
+
+    def read_references(self, paths) -> list[EventTable]:
+        """:meth:`read_reference` of many files in one batch (:func:`~seldbench.metrics.csvio.
+        read_many`: the same tables, and the error of the first bad file)."""
+        return [self._loaded(t, "ref") for t in read_many(paths, **self._reading("ref"))]
+
+    def read_predictions(self, paths) -> list[EventTable]:
+        """:meth:`read_prediction` of many files in one batch."""
+        return [self._loaded(t, "pred") for t in read_many(paths, **self._reading("pred"))]
 
     def empty_prediction(self) -> EventTable:
         """The prediction of a file a system wrote nothing for."""
@@ -231,12 +257,6 @@ class SegmentScorer(_Scorer):
         self.needs_distance = False
         self.fixed_frames, self.no_last_frame_drop = fixed_frames, no_last_frame_drop
         self.workers = default_workers()
-
-    def read_reference(self, path) -> EventTable:
-        return read_dcase_csv(path, self.ref_layouts, self.num_classes)
-
-    def read_prediction(self, path) -> EventTable:
-        return read_dcase_csv(path, self.pred_layouts, self.num_classes)
 
     def eval_frames(self, ref: EventTable) -> int:
         """Frames scored in a file: a whole number of 1-s segments."""
@@ -285,6 +305,7 @@ class FrameScorer(_Scorer):
 
     prediction_layout = "fctxyzd"
     needs_distance = True
+    ref_layouts = {6: "fctaed"}
     pred_layouts = {6: "fctaed", 7: "fctxyzd"}
 
     def __init__(self, num_classes: int, *, dist_threshold_m: float = math.inf,
@@ -294,13 +315,10 @@ class FrameScorer(_Scorer):
         self.no_last_frame_drop = no_last_frame_drop
         self.workers = default_workers()
 
-    def read_reference(self, path) -> EventTable:
-        t = read_dcase_csv(path, {6: "fctaed"}, self.num_classes)
-        t.distance = t.distance / 100  # cm -> m
-        return t
-
-    def read_prediction(self, path) -> EventTable:
-        return read_dcase_csv(path, self.pred_layouts, self.num_classes)
+    def _loaded(self, table: EventTable, side: str) -> EventTable:
+        if side == "ref":
+            table.distance = table.distance / 100  # cm -> m
+        return table
 
     def eval_frames(self, ref: EventTable) -> int:
         return _last_frame(ref, "dcase2024") + (1 if self.no_last_frame_drop else 0)
@@ -360,12 +378,9 @@ class StereoFrameScorer(_Scorer):
         self.dist_threshold_cm, self.reldist_threshold = dist_threshold_cm, reldist_threshold
         self.workers = default_workers()
 
-    def read_reference(self, path) -> EventTable:
-        return read_dcase_csv(path, self.pred_layouts, self.num_classes, header=HEADER_2025,
-                              positive_distance=True)
-
-    def read_prediction(self, path) -> EventTable:
-        return read_dcase_csv(path, self.pred_layouts, self.num_classes, header=HEADER_2025)
+    def _reading(self, side: str) -> dict:
+        return {"layouts": self.pred_layouts, "num_classes": self.num_classes,
+                "header": HEADER_2025, "positive_distance": side == "ref"}
 
     def write_reference(self, path, table: EventTable) -> None:
         """Write ``table`` (any layout; see :func:`~seldbench.metrics.csvio.as_stereo`) as a
