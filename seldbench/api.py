@@ -25,7 +25,8 @@ Dataset layouts
 Labels and video
     ``read_metadata``, ``label_frames``, ``adpit_targets``, ``track_targets``,
     ``describe_frames`` (per-frame text), ``load_video_frames``, ``grid_directions``,
-    ``direction_cell`` (equirectangular grid cells, degrees).
+    ``direction_cell`` (grid cells of a video frame, degrees; ``projection`` equirectangular or
+    perspective, as ``DatasetSpec.video_projection``).
 Side inputs (multimodal models)
     ``SideInputCache`` (per-clip encoder outputs, cached), ``fill_missing`` (zeros and mask 0
     for clips without a stream).
