@@ -63,6 +63,9 @@ def test_einv2_stereo_head_couples_activity_and_keeps_foa_track_wise(registry,
     assert y[:, :, :, 3].abs().sum() > 0  # onscreen logits are not gated
     with pytest.raises(SeldbenchError, match="model.with_distance is for track_wise"):
         spec.build({**TINY_EINV2, "with_distance": True}, ds, stereo)
+    with pytest.raises(SeldbenchError, match="model.output 'multi_accdoa' .expected track_wise "
+                                             "or stereo."):
+        spec.build({**TINY_EINV2, "output": "multi_accdoa"}, ds, stereo)
     foa = spec.build(TINY_EINV2, registry.get_dataset("synth-mini"),
                      registry.get_feature("foa_logmel_iv_128"))
     assert model_output(foa, spec)[0] == "track_wise"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from seldbench.api import SeldbenchError, input_shape, model_options
+from seldbench.api import SeldbenchError, input_shape, model_options, output_choice
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
@@ -83,15 +83,7 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec,
         raise SeldbenchError(f"model 'einv2': model.conv_kernel {opts['conv_kernel']} must be odd")
     if int(opts["tracks"]) < 1:
         raise SeldbenchError(f"model 'einv2': model.tracks {opts['tracks']} must be >= 1")
-    output = opts.pop("output")
-    if output is None:
-        output = "stereo" if getattr(feature, "audio_format", None) == "stereo" else "track_wise"
-    if output not in ("track_wise", "stereo"):
-        raise SeldbenchError(f"model 'einv2': model.output '{output}' (expected track_wise or "
-                             f"stereo)")
-    if output == "stereo" and opts["with_distance"]:
-        raise SeldbenchError("model 'einv2': model.with_distance is for track_wise; the stereo "
-                             "output always has distance")
+    output = output_choice("einv2", opts, feature, "track_wise")
     if output == "stereo" and int(opts["tracks"]) != 3:
         raise SeldbenchError(f"model 'einv2': model.tracks {opts['tracks']}: the stereo output "
                              f"has 3 tracks")
