@@ -114,6 +114,14 @@ def test_crati_stereo_loss_is_the_stereo_adpit_and_grounds_onscreen_sources(tmp_
     logits[0, 0, 5] = torch.tensor([9.0, -9.0])
     assert grounding_loss(logits, target, dirs, torch.ones(1, 2),
                           "multi_accdoa_stereo") == pytest.approx(float(base))
+    # the visual residual pushes multi-ACCDOA (x, y, z) vectors: refused on the stereo output
+    from seldbench.errors import SeldbenchError
+    from seldbench_plugins.crati import build
+
+    with pytest.raises(SeldbenchError, match="visual_residual needs a multi-ACCDOA output .* "
+                                             "not multi_accdoa_stereo"):
+        build({"class_queries": True, "presence": True, "visual_residual": True},
+              registry.get_dataset("stereo-seld"), registry.get_feature("stereo_logmel_ild_ipd"))
     # the loss factory picks the stereo SELD loss on stereo labels, whatever the backbone
     out = torch.randn(1, 2, 3 * 4 * C)
     for backbone in ("crnn", "einv2"):

@@ -111,8 +111,9 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
         raise SeldbenchError("model.visual_residual needs model.fusion, model.class_queries and "
                              "model.presence")
     if opts["visual_residual"] and output_format != "multi_accdoa":
-        raise SeldbenchError(f"model.visual_residual needs a multi-ACCDOA backbone (crnn), not "
-                             f"{opts['backbone']}")
+        raise SeldbenchError(f"model.visual_residual needs a multi-ACCDOA output (the crnn "
+                             f"backbone on FOA/MIC features), not {output_format} "
+                             f"({opts['backbone']})")
     tuned = bool(opts["image"]["finetune"])
     last = _whole(opts["image"]["finetune_blocks"], "image.finetune_blocks", 0)
     tail = encoder.tail(last, *opts["image"]["input_size"]) if tuned and last else None
