@@ -132,6 +132,7 @@ def test_crati_stereo_loss_is_the_stereo_adpit_and_grounds_onscreen_sources(tmp_
 @pytest.mark.parametrize("model,overrides", [
     ("einv2", [f"model.{k}={v}" for k, v in TINY_EINV2.items()]),
     ("crati", ["model.backbone=einv2", "model.embed_dim=32",
+               "features.name=stereo_logmel_ild_ipd_ms",  # 4 log-mels for its SED branch
                "model.trunk={" + ", ".join(f"{k}: {v}" for k, v in TINY_EINV2.items()) + "}"]),
     ("crati", ["model.embed_dim=32"]),  # the default CRNN trunk
 ])
