@@ -9,7 +9,8 @@ are loaded on first use: ``from seldbench.api import adpit_loss`` imports torch,
 Errors and options
     ``SeldbenchError`` (the one-line error every user mistake raises), ``suggest`` (closest
     names for an unknown one), ``model_options`` (a ``model:`` section checked against the keys
-    a builder knows), ``input_shape`` (channels and bins from the run's feature set).
+    a builder knows), ``input_shape`` (channels and bins from the run's feature set),
+    ``output_choice`` (``model.output``: the stereo head on stereo features).
 Registry
     ``get_model(name) -> ModelSpec``: another registered model, e.g. the audio trunk a
     multimodal model wraps (check it with :class:`seldbench.specs.AudioTrunk`);
@@ -25,7 +26,8 @@ Dataset layouts
 Labels and video
     ``read_metadata``, ``label_frames``, ``adpit_targets``, ``track_targets``,
     ``describe_frames`` (per-frame text), ``load_video_frames``, ``grid_directions``,
-    ``direction_cell`` (equirectangular grid cells, degrees).
+    ``direction_cell`` (grid cells of a video frame, degrees; ``projection`` equirectangular or
+    perspective, as ``DatasetSpec.video_projection``).
 Side inputs (multimodal models)
     ``SideInputCache`` (per-clip encoder outputs, cached), ``fill_missing`` (zeros and mask 0
     for clips without a stream).
@@ -48,7 +50,8 @@ from typing import TYPE_CHECKING, Any
 #: public name -> (module, attribute in that module)
 _EXPORTS: dict[str, tuple[str, str]] = {
     **{n: ("seldbench.errors", n) for n in ("SeldbenchError", "suggest")},
-    **{n: ("seldbench.model_config", n) for n in ("model_options", "input_shape")},
+    **{n: ("seldbench.model_config", n)
+       for n in ("model_options", "input_shape", "output_choice")},
     **{n: ("seldbench.training.losses", n)
        for n in ("adpit_loss", "pit_loss", "ADPIT_SLOTS", "core_loss")},
     **{n: ("seldbench.data.layout", n)
@@ -126,6 +129,6 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
     from seldbench.errors import SeldbenchError, suggest  # noqa
     from seldbench.io import atomic_open, atomic_write_json, cached_npy, source_signature  # noqa
     from seldbench.metrics.suites import FrameScorer, SegmentScorer, StereoFrameScorer  # noqa
-    from seldbench.model_config import input_shape, model_options  # noqa
+    from seldbench.model_config import input_shape, model_options, output_choice  # noqa
     from seldbench.side_inputs import SideInputCache, fill_missing  # noqa
     from seldbench.training.losses import ADPIT_SLOTS, adpit_loss, core_loss, pit_loss  # noqa

@@ -1,5 +1,6 @@
 """Helpers for a model plugin's ``build(cfg, dataset, feature)``: its ``model:`` section checked
-against the keys it understands, and its input shape taken from the run's feature set."""
+against the keys it understands, its input shape taken from the run's feature set, and the
+output head ``model.output`` selects."""
 from __future__ import annotations
 
 import difflib
@@ -42,3 +43,20 @@ def input_shape(model: str, opts: dict, feature) -> tuple[int, int]:
                                  f"'{feature.name}' gives {from_feature}")
         shape.append(int(value if value is not None else from_feature))
     return shape[0], shape[1]
+
+
+def output_choice(model: str, opts: dict, feature, default: str) -> str:
+    """The head a builder makes from ``model.output`` (popped from ``opts``): null picks
+    ``"stereo"`` (the DCASE 2025 ``multi_accdoa_stereo`` head) for stereo features, else
+    ``default``; anything but those two, or ``model.with_distance`` with the stereo head (which
+    always carries distance), is one :class:`SeldbenchError`."""
+    output = opts.pop("output")
+    if output is None:
+        output = "stereo" if getattr(feature, "audio_format", None) == "stereo" else default
+    if output not in (default, "stereo"):
+        raise SeldbenchError(f"model '{model}': model.output '{output}' (expected {default} or "
+                             f"stereo)")
+    if output == "stereo" and opts.get("with_distance"):
+        raise SeldbenchError(f"model '{model}': model.with_distance is for {default}; the "
+                             f"stereo output always has distance")
+    return output

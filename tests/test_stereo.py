@@ -193,12 +193,21 @@ def test_crnn_runs_on_stereo_seld_end_to_end(stereo_root, tmp_path):
 
 
 def test_a_model_without_stereo_features_is_refused_clearly(registry):
+    import types
+
     from seldbench.errors import SeldbenchError
+    from seldbench.hookspecs import hookimpl
+    from seldbench.registry import Registry
+    from seldbench.specs import ModelSpec
     from seldbench.training.plan import resolve_run_config
 
+    plug = types.ModuleType("foaonly")
+    plug.seldbench_register_models = hookimpl(lambda: [ModelSpec(
+        name="foaonly", version="1.0", build=lambda cfg, ds, f=None: None)])
     with pytest.raises(SeldbenchError, match="reads foa audio, dataset 'stereo-seld' has stereo "
-                                             r"\(model 'einv2' has no feature set for it\)"):
-        resolve_run_config("einv2", "stereo-seld", registry=registry)
+                                             r"\(model 'foaonly' has no feature set for it\)"):
+        resolve_run_config("foaonly", "stereo-seld",
+                           registry=Registry([plug], entry_points=False))
     with pytest.raises(SeldbenchError, match=r"use stereo_logmel_ild_ipd, stereo_logmel_ild_ipd_ms"):
         resolve_run_config("crnn", "stereo-seld", overrides=["features.name=foa_logmel_iv"],
                            registry=registry)

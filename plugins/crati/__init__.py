@@ -1,7 +1,8 @@
 """CRATI, contrastive audio-image-text multimodal SELD, as a model plugin: ``crati``.
 
 The audio trunk is any registered model whose module is a :class:`seldbench.specs.AudioTrunk`
-(``model.backbone``: the CRNN, multi-ACCDOA, or EINV2, track-wise), taken from the registry; the
+(``model.backbone``: the CRNN, multi-ACCDOA, or EINV2, track-wise; either emits
+``multi_accdoa_stereo`` on stereo features), taken from the registry; the
 image encoder (timm) and the text encoder (transformers) are pretrained, frozen and loaded from
 local files; their embeddings are computed once per clip and cached (:mod:`.embeddings`) and
 reach the model as side inputs (:attr:`seldbench.specs.ModelSpec.side_inputs`). Text is a
@@ -68,6 +69,15 @@ def build_trunk(opts: dict, dataset: DatasetSpec, feature: FeatureSpec | None):
     return trunk, model_output(trunk, spec)[0]
 
 
+def trunk_output(opts: dict, dataset: DatasetSpec) -> str:
+    """The output format the trunk emits on ``dataset``, without building it: the 2025 stereo
+    labels train only ``multi_accdoa_stereo`` (what the CRNN and EINV2 emit on stereo
+    features), other labels the backbone's declared format."""
+    if dataset.metadata_format == "dcase2025":
+        return "multi_accdoa_stereo"
+    return backbone_spec(opts["backbone"]).output
+
+
 def resolve(cfg: Mapping[str, Any] | None) -> dict:
     """The model section with defaults filled in; unknown keys are one clear error."""
     return model_options("crati", cfg, CONFIG_KEYS, open_keys=("trunk",))
@@ -101,8 +111,9 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
         raise SeldbenchError("model.visual_residual needs model.fusion, model.class_queries and "
                              "model.presence")
     if opts["visual_residual"] and output_format != "multi_accdoa":
-        raise SeldbenchError(f"model.visual_residual needs a multi-ACCDOA backbone (crnn), not "
-                             f"{opts['backbone']}")
+        raise SeldbenchError(f"model.visual_residual needs a multi-ACCDOA output (the crnn "
+                             f"backbone on FOA/MIC features), not {output_format} "
+                             f"({opts['backbone']})")
     tuned = bool(opts["image"]["finetune"])
     last = _whole(opts["image"]["finetune_blocks"], "image.finetune_blocks", 0)
     tail = encoder.tail(last, *opts["image"]["input_size"]) if tuned and last else None
@@ -111,6 +122,7 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec, feature: FeatureS
         raise SeldbenchError(f"model.fuse_into={opts['fuse_into']!r}: one of "
                              f"{', '.join(streams)} for backbone {opts['backbone']}")
     return CRATI(trunk, output_format=output_format, image_dim=encoder.channels, grid=grid,
+                 projection=dataset.video_projection,
                  image_encoder=encoder if tuned and not last else None, image_tail=tail,
                  every=int(opts["image"]["every"]), text_dim=_text_dim(opts["text"]),
                  embed_dim=int(opts["embed_dim"]), fusion=bool(opts["fusion"]),
@@ -215,7 +227,7 @@ def training_loss(cfg, dataset: DatasetSpec):
     opts = resolve(cfg)
     loss = opts["loss"]
     settings = LossSettings(
-        output_format=backbone_spec(opts["backbone"]).output, classes=len(dataset.classes),
+        output_format=trunk_output(opts, dataset), classes=len(dataset.classes),
         weights=loss_weights(opts), with_distance=bool(opts["with_distance"]),
         contrast_frames=int(opts["contrast_frames"]),
         positive_sectors=_whole(loss["positive_sectors"], "loss.positive_sectors", 0))
@@ -227,7 +239,8 @@ def seldbench_register_models():
     return [
         ModelSpec(
             name="crati", version="0.1", build=build,
-            features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite", "foa_logmel_iv_128"),
+            features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite", "foa_logmel_iv_128",
+                      "stereo_logmel_ild_ipd", "stereo_logmel_ild_ipd_ms"),
             output="multi_accdoa", loss=training_loss, side_inputs=side_inputs,
             needs_video=True, needs_text=True,
             training_streams=("text", "text_mask", "event_cells", "event_mask"),

@@ -3,8 +3,9 @@
 Per clip and label frame (100 ms):
 
 - ``image``: ``(T, rows * cols, channels)`` float16 tokens of the video frame (the encoder's
-  feature map over the equirectangular frame; see :func:`seldbench.data.video.grid_directions`
-  for each cell's direction), with ``image_mask`` ``(T,)`` = 1. A clip without video gets zero
+  feature map over the equirectangular or perspective frame, ``DatasetSpec.video_projection``;
+  see :func:`seldbench.data.video.grid_directions` for each cell's direction), with
+  ``image_mask`` ``(T,)`` = 1. A clip without video gets zero
   tokens and mask 0: no fake frames.
 - ``frames`` instead of ``image`` when the whole image encoder is fine-tuned: ``(T, h, w, 3)``
   uint8 video frames at the encoder's input size (the model encodes them every step). When only
@@ -13,7 +14,8 @@ Per clip and label frame (100 ms):
 - ``event_cells`` / ``event_mask`` (training only): ``(T, 3)`` the token index (grid cell) of
   each annotated source of the frame (up to 3, track order) and whether it exists; the model
   takes the tokens there as the image of the event (a "crop at the source direction", taken on
-  the feature map). 0 where the clip has no video.
+  the feature map). 0 where the clip has no video. On a perspective video only the sources
+  labelled on screen count (the 2025 labels have no elevation: their cell is on the horizon row).
 - ``text`` (training only): ``(T, dim)`` sentence embedding of the frame's description
   (:func:`seldbench.data.labels.describe_frames`), ``text_mask`` = 1.
 """
@@ -116,7 +118,7 @@ class ClipEmbedder:
         settings = {**self._key("text"), "classes": list(dataset.classes)}
 
         def compute():
-            table = read_metadata(clip.metadata, dataset.metadata_columns, len(dataset.classes))
+            table = _labels(clip, dataset)
             texts = describe_frames(table, frames, dataset.classes,
                                     seed=int(self.text_cfg.get("seed", 0))).frame
             unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
@@ -126,15 +128,19 @@ class ClipEmbedder:
 
     def event_cells(self, clip: ClipFiles, dataset: DatasetSpec, frames: int
                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Grid cell of each frame's annotated sources ``(T, 3)`` and their mask ``(T, 3)``."""
+        """Grid cell of each frame's annotated sources ``(T, 3)`` and their mask ``(T, 3)``
+        (on a perspective video: the sources labelled on screen)."""
         rows, cols = self.grid
-        table = read_metadata(clip.metadata, dataset.metadata_columns, len(dataset.classes))
+        table = _labels(clip, dataset)
+        if table.onscreen is not None and dataset.video_projection == "perspective":
+            table = _rows_where(table, table.onscreen > 0)
         tt = track_targets(table, frames, len(dataset.classes))
         x, y, z = tt.xyz[..., 0], tt.xyz[..., 1], tt.xyz[..., 2]
         az = np.degrees(np.arctan2(y, x))
         el = np.degrees(np.arctan2(z, np.hypot(x, y)))
         active = tt.cls >= 0
-        cells = np.where(active, direction_cell(az, el, rows, cols), 0)
+        cells = np.where(active, direction_cell(az, el, rows, cols,
+                                                projection=dataset.video_projection), 0)
         return cells.astype(np.float32), active.astype(np.float32)
 
     def video_frames(self, clip: ClipFiles, frames: int) -> np.ndarray | None:
@@ -144,6 +150,20 @@ class ClipEmbedder:
         h, w = self.size
         return np.asarray(load_video_frames(clip.video, frames, width=w, height=h,
                                             cache_dir=self.dir / "frames"))
+
+
+def _labels(clip: ClipFiles, dataset: DatasetSpec):
+    """The clip's annotation in the dataset's metadata format."""
+    return read_metadata(clip.metadata, dataset.metadata_columns, len(dataset.classes),
+                         dataset.metadata_format)
+
+
+def _rows_where(table, keep: np.ndarray):
+    """The rows of an event table where ``keep`` holds (an EventTable of the same layout)."""
+    from dataclasses import fields, replace
+
+    return replace(table, **{f.name: getattr(table, f.name)[keep] for f in fields(table)
+                             if isinstance(getattr(table, f.name), np.ndarray)})
 
 
 def clip_streams(embedder: ClipEmbedder, dataset: DatasetSpec, clips: Sequence[ClipFiles],

@@ -5,7 +5,8 @@ our design).
 ``forward(x, image=None, frames=None, image_mask=None, **training_streams)``:
 
 - ``eval()``: the backbone's output (``output_format``: multi-ACCDOA ``(batch, label_frames,
-  3 * V * classes)`` for the CRNN, track-wise for EINV2) from audio, plus the video
+  3 * V * classes)`` for the CRNN, track-wise for EINV2, ``multi_accdoa_stereo`` for either
+  on stereo features) from audio, plus the video
   when given: cached tokens ``image`` ``(B, T, tokens, channels)`` of the frozen encoder, or
   raw ``frames`` ``(B, T, h, w, 3)`` uint8 that the fine-tuned encoder encodes (every
   ``every``-th frame, held); ``image_mask`` ``(B, T)`` is 0 where a clip has no video, and the
@@ -47,7 +48,8 @@ class ImageFusion(nn.Module):
     """Cross-attention from each audio frame to the image tokens of the same frame.
 
     Keys and values are the projected tokens plus an embedding of each token's direction
-    (unit vector of its cell centre), so what is attended carries both content and direction.
+    (unit vector of its cell centre on a frame of ``projection``: equirectangular or a
+    perspective camera's), so what is attended carries both content and direction.
     The result is added to the audio embedding through a zero-initialised projection, and
     multiplied by ``image_mask``: without video the audio path is unchanged.
     """
@@ -55,12 +57,13 @@ class ImageFusion(nn.Module):
     def __init__(self, d_audio: int, d_image: int, grid: tuple[int, int], heads: int = 4,
                  dropout: float = 0.05, classes: int = 0, slot_dim: int = 8,
                  token_dim: int | None = None, slot_kernel: int = 1,
-                 presence: bool = False, into: Tensor | None = None) -> None:
+                 presence: bool = False, into: Tensor | None = None,
+                 projection: str = "equirectangular") -> None:
         super().__init__()
         # which audio channels the evidence is added to (1) or kept from (0); default all
         self.register_buffer("into", torch.ones(d_audio) if into is None else into.float(),
                              persistent=False)  # config, not state: old checkpoints load
-        azel = np.radians(grid_directions(*grid))
+        azel = np.radians(grid_directions(*grid, projection=projection))
         xyz = np.stack([np.cos(azel[:, 1]) * np.cos(azel[:, 0]),
                         np.cos(azel[:, 1]) * np.sin(azel[:, 0]), np.sin(azel[:, 1])], -1)
         self.register_buffer("directions", torch.tensor(xyz, dtype=torch.float32))
@@ -129,8 +132,8 @@ class ImageFusion(nn.Module):
 
 class CRATI(nn.Module):
     """Args: ``trunk`` (a backbone with ``embed``/``decode``/``embed_width``: the CRNN or
-    EINV2), its ``output_format``, image token ``grid`` (rows, cols)
-    and ``image_dim``, ``text_dim``, shared space ``embed_dim``, ``fusion`` on/off, loss
+    EINV2), its ``output_format``, image token ``grid`` (rows, cols), the video ``projection``
+    (the dataset's: where each grid cell looks) and ``image_dim``, ``text_dim``, shared space ``embed_dim``, ``fusion`` on/off, loss
     ``weights`` (seld, audio_text, audio_image, align), ``temperature`` (learnable or not)."""
 
     def __init__(self, trunk: nn.Module, *, image_dim: int, grid: tuple[int, int],
@@ -145,7 +148,7 @@ class CRATI(nn.Module):
                  token_dim: int | None = None, slot_kernel: int = 1,
                  presence: bool = False,
                  visual_residual: bool = False, fuse_into: str = "all",
-                 seed: int = 0) -> None:
+                 projection: str = "equirectangular", seed: int = 0) -> None:
         super().__init__()
         self.trunk = trunk
         self.image_encoder = image_encoder  # set: fine-tuned with the model (BN statistics frozen)
@@ -166,7 +169,8 @@ class CRATI(nn.Module):
             self.fusion = ImageFusion(d, image_dim, grid, fusion_heads,
                                       classes=self.num_classes if class_queries else 0,
                                       token_dim=token_dim, slot_kernel=slot_kernel,
-                                      presence=presence, into=into) \
+                                      presence=presence, into=into,
+                                      projection=projection) \
                 if fusion else None
             self.audio_proj = _mlp(d, embed_dim)
             self.image_proj = _mlp(image_dim, embed_dim)

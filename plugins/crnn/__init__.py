@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from seldbench.api import SeldbenchError, input_shape, model_options
+from seldbench.api import SeldbenchError, input_shape, model_options, output_choice
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
@@ -62,15 +62,7 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec,
         raise SeldbenchError(f"model 'crnn': model.t_pool {list(opts['t_pool'])} and "
                              f"model.f_pool {list(opts['f_pool'])} differ in length")
 
-    output = opts.pop("output")
-    if output is None:
-        output = "stereo" if getattr(feature, "audio_format", None) == "stereo" else "multi_accdoa"
-    if output not in ("multi_accdoa", "stereo"):
-        raise SeldbenchError(f"model 'crnn': model.output '{output}' (expected multi_accdoa or "
-                             f"stereo)")
-    if output == "stereo" and opts["with_distance"]:
-        raise SeldbenchError("model 'crnn': model.with_distance is for multi_accdoa; the stereo "
-                             "output always has distance")
+    output = output_choice("crnn", opts, feature, "multi_accdoa")
 
     from seldbench_plugins.crnn.model import CRNN
 

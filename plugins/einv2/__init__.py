@@ -4,7 +4,9 @@ Architecture in :mod:`seldbench_plugins.einv2.model`; the published recipe in
 ``einv2.yaml`` (package data), a CPU-sized variant in ``configs/experiments/einv2-small.yaml``.
 Output ``track_wise``; the loss is left as ``None``, meaning the core loss of that format,
 :func:`seldbench.training.losses.pit_loss` (frame-level PIT over the 6 track orders,
-0.5 BCE + 0.5 MSE).
+0.5 BCE + 0.5 MSE). On stereo features (``model.output: null`` or ``stereo``) the heads
+emit the DCASE 2025 ``multi_accdoa_stereo`` output (x, y, distance, onscreen logit per track
+and class), trained with the core stereo ADPIT loss (see :mod:`.model`).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from seldbench.api import SeldbenchError, input_shape, model_options
+from seldbench.api import SeldbenchError, input_shape, model_options, output_choice
 from seldbench.hookspecs import hookimpl
 from seldbench.specs import DatasetSpec, FeatureSpec, ModelSpec
 
@@ -22,6 +24,7 @@ CONFIG_KEYS: dict[str, Any] = {
     "in_bins": None,  # null: the feature set's bins
     "sed_channels": 4,  # leading log-mel channels fed to the SED branch
     "with_distance": False,
+    "output": None,  # null: "stereo" for stereo features, else "track_wise"
     "channels": [64, 128, 256, 512],
     "t_pool": None,  # null: from the feature set's frames per label frame (8 -> [2, 2, 2, 1])
     "f_pool": [2, 2, 2, 2],
@@ -80,8 +83,12 @@ def build(cfg: Mapping[str, Any] | None, dataset: DatasetSpec,
         raise SeldbenchError(f"model 'einv2': model.conv_kernel {opts['conv_kernel']} must be odd")
     if int(opts["tracks"]) < 1:
         raise SeldbenchError(f"model 'einv2': model.tracks {opts['tracks']} must be >= 1")
+    output = output_choice("einv2", opts, feature, "track_wise")
+    if output == "stereo" and int(opts["tracks"]) != 3:
+        raise SeldbenchError(f"model 'einv2': model.tracks {opts['tracks']}: the stereo output "
+                             f"has 3 tracks")
 
-    return EINV2(channels, bins, len(dataset.classes), **opts)
+    return EINV2(channels, bins, len(dataset.classes), stereo=output == "stereo", **opts)
 
 
 @hookimpl
@@ -89,9 +96,13 @@ def seldbench_register_models():
     return [
         ModelSpec(
             name="einv2", version="1.0", build=build,
-            features=("foa_logmel_iv_128", "foa_logmel_iv", "mic_logmel_gcc"),
-            output="track_wise", loss=None,  # None: the core PIT loss (BCE + MSE)
+            # stereo: the mid/side set first, its 4 log-mels being what sed_channels 4 expects
+            features=("foa_logmel_iv_128", "foa_logmel_iv", "mic_logmel_gcc",
+                      "stereo_logmel_ild_ipd_ms", "stereo_logmel_ild_ipd"),
+            output="track_wise", loss=None,  # None: the core loss of the output format
             config=Path(__file__).with_name("einv2.yaml"),
+            neutral_keys={"output": None},  # added with the stereo head; null keeps FOA/MIC
             description="EINV2: SED and DOA CNN branches with cross-stitch, 3 tracks of "
-                        "per-track Conformers, track-wise output, PIT loss (~85 M parameters)"),
+                        "per-track Conformers, track-wise output, PIT loss (~85 M parameters); "
+                        "multi_accdoa_stereo on stereo features"),
     ]

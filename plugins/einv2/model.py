@@ -13,6 +13,10 @@ Conformers. Architecture as in docs/models.md ("`einv2`"):
     per track k = 1..3: SED Conformer stack, DOA Conformer stack (2 blocks, d 512, 8 heads),
         cross-stitch between the two, Linear d -> C (logits), Linear d -> 3 -> tanh
         [Linear d -> 1 -> softplus: distance in metres, with ``with_distance``]
+    or, with ``stereo`` (DCASE 2025 ``multi_accdoa_stereo``), per track k and class c:
+        activity a = sigmoid(Linear d -> C on the SED stream), (x, y) = a * tanh(Linear
+        d -> 2 C on the DOA stream), distance = softplus(Linear d -> C), onscreen logit =
+        Linear d -> C (both on the DOA stream)
 
 What differs from the reference code:
 
@@ -27,6 +31,12 @@ What differs from the reference code:
 - The time pools derive from the feature set's frames per label frame (its prime factors,
   largest first); with ``channels[-1] != d_model`` a Linear maps the CNN output to ``d_model``.
 - The optional distance head (not in EINV2) reads the DOA stream of its track.
+- The stereo head (ours) keeps the split of the two branches: the SED stream says whether a
+  class is active on the track, the DOA stream where; their product is the class-wise
+  activity-coupled (x, y) vector the core's multi-ACCDOA stereo format, ADPIT loss and 2025
+  decoder read, so EINV2 needs no track-wise variant of that format. The ADPIT loss assigns
+  the per-track stacks to events instead of PIT; the onscreen logit reads the DOA stream
+  (whether a source is on screen is a question of where it is).
 
 Parameters: 85.3 M at the published width with 13 classes (CNNs 9.4 M, 6 Conformer stacks
 75.9 M, 6.3 M per block); the ``einv2-small`` experiment config (channels 32-256, d 128,
@@ -208,6 +218,7 @@ class EINV2(nn.Module):
             of ``t_pool`` is the number of feature frames per 100-ms label frame.
         d_model, heads, conformer_blocks, ff_mult, conv_kernel, dropout: Conformer stacks.
         tracks: output tracks (the core's track-wise targets have 3).
+        stereo: the ``multi_accdoa_stereo`` head (see the module doc; 3 tracks).
     """
 
     def __init__(self, in_channels: int, in_bins: int, num_classes: int, *,
@@ -215,7 +226,8 @@ class EINV2(nn.Module):
                  channels: Sequence[int] = (64, 128, 256, 512),
                  t_pool: Sequence[int] = (2, 2, 2, 1), f_pool: Sequence[int] = (2, 2, 2, 2),
                  d_model: int = 512, heads: int = 8, conformer_blocks: int = 2, ff_mult: int = 4,
-                 conv_kernel: int = 31, dropout: float = 0.1, tracks: int = 3) -> None:
+                 conv_kernel: int = 31, dropout: float = 0.1, tracks: int = 3,
+                 stereo: bool = False) -> None:
         super().__init__()
         channels = [int(c) for c in channels]
         if not (len(channels) == len(t_pool) == len(f_pool)) or len(channels) < 1:
@@ -228,6 +240,11 @@ class EINV2(nn.Module):
             raise ValueError(f"{in_bins} bins pooled by {list(f_pool)} leave no bins")
         if not 0 < sed_channels <= in_channels:
             raise ValueError(f"sed_channels {sed_channels} not in 1..{in_channels}")
+        self.stereo = bool(stereo)
+        if self.stereo:
+            if with_distance or tracks != 3:
+                raise ValueError("the stereo head has 3 tracks and always carries distance")
+            self.output_format = "multi_accdoa_stereo"
         self.num_classes, self.tracks = int(num_classes), int(tracks)
         self.with_distance, self.sed_channels = bool(with_distance), int(sed_channels)
         self.frames_per_label = math.prod(int(t) for t in t_pool)
@@ -252,18 +269,26 @@ class EINV2(nn.Module):
 
         self.sed_conformer, self.doa_conformer = stacks(), stacks()
         self.track_stitch = nn.ModuleList(CrossStitch(d_model, -1) for _ in range(self.tracks))
-        self.sed_head = nn.ModuleList(nn.Linear(d_model, self.num_classes)
-                                      for _ in range(self.tracks))
-        self.doa_head = nn.ModuleList(nn.Linear(d_model, 3) for _ in range(self.tracks))
-        self.dist_head = nn.ModuleList(nn.Linear(d_model, 1) for _ in range(self.tracks)) \
-            if self.with_distance else None
+        C = self.num_classes
+
+        def heads(width: int) -> nn.ModuleList:
+            return nn.ModuleList(nn.Linear(d_model, width) for _ in range(self.tracks))
+
+        self.sed_head = heads(C)
+        # stereo: (x, y) per class; else one x, y, z per track
+        self.doa_head = heads(2 * C if self.stereo else 3)
+        self.dist_head = heads(C if self.stereo else 1) \
+            if self.with_distance or self.stereo else None
+        self.onscreen_head = heads(C) if self.stereo else None
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
 
     @property
     def track_width(self) -> int:
-        """Values per track: ``C`` logits + x, y, z [+ distance_m]."""
+        """Values per track: ``C`` logits + x, y, z [+ distance_m]; stereo: ``4 C``."""
+        if self.stereo:
+            return 4 * self.num_classes
         return self.num_classes + 3 + int(self.with_distance)
 
     @property
@@ -287,7 +312,9 @@ class EINV2(nn.Module):
         Returns:
             ``(batch, label_frames, tracks * (C + 3 [+ 1]))``, ``label_frames =
             feature_frames // frames_per_label`` (e.g. 50), track-major: per track ``C`` class
-            logits, then x, y, z in [-1, 1] (tanh) [, distance in metres >= 0 (softplus)].
+            logits, then x, y, z in [-1, 1] (tanh) [, distance in metres >= 0 (softplus)];
+            stereo: ``(batch, label_frames, 3 * 4 * C)``, per track ``x(C) y(C) distance_m(C)
+            onscreen_logit(C)``.
         """
         return self.decode(self.embed(x))
 
@@ -306,11 +333,16 @@ class EINV2(nn.Module):
 
     def decode(self, h: Tensor) -> Tensor:
         """The per-track Conformers and heads: ``(batch, label_frames, 2 * d_model)`` ->
-        track-wise output (see :meth:`forward`)."""
+        track-wise or stereo output (see :meth:`forward`)."""
         sed, doa = h.split(self.d_model, dim=-1)
         out = []
         for k in range(self.tracks):
             s, d = self.track_stitch[k](self.sed_conformer[k](sed), self.doa_conformer[k](doa))
+            if self.stereo:  # activity from the SED stream scales the DOA stream's (x, y)
+                xy = torch.sigmoid(self.sed_head[k](s)).repeat(1, 1, 2) * \
+                    torch.tanh(self.doa_head[k](d))
+                out += [xy, F.softplus(self.dist_head[k](d)), self.onscreen_head[k](d)]
+                continue
             parts = [self.sed_head[k](s), torch.tanh(self.doa_head[k](d))]
             if self.dist_head is not None:
                 parts.append(F.softplus(self.dist_head[k](d)))

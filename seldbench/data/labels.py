@@ -81,7 +81,7 @@ def _rows(table: EventTable, num_frames: int, num_classes: int | None,
         xyz = v / np.where(norm > 0, norm, 1.0)
         azel = table.polar()[keep]
     else:
-        azel = table.coords[keep]
+        azel = table.polar()[keep]  # 2025 stereo rows: azimuth only, elevation 0
         xyz = polar_to_cartesian(azel)
     dist = None if table.distance is None else table.distance[keep] * float(distance_unit_m)
     return _Rows(table.frame[keep], cls, table.track[keep], xyz, azel, dist,

@@ -160,21 +160,84 @@ def load_video_frames(path: str | os.PathLike, num_frames: int, *, width: int = 
     return arr
 
 
-def grid_directions(rows: int, cols: int) -> np.ndarray:
+#: Camera of the perspective videos (DCASE 2025 stereo set, ``synth-stereo``): a pinhole with
+#: this horizontal field of view looking along azimuth 0, elevation 0, and a 16:9 image.
+PERSPECTIVE_HFOV_DEG = 100.0
+PERSPECTIVE_ASPECT = 16 / 9  # width / height
+PROJECTIONS = ("equirectangular", "perspective")
+
+
+def _check_projection(projection: str) -> None:
+    if projection not in PROJECTIONS:
+        raise SeldbenchError(f"video projection '{projection}' (expected one of "
+                             f"{', '.join(PROJECTIONS)})")
+
+
+def grid_directions(rows: int, cols: int, projection: str = "equirectangular") -> np.ndarray:
     """Azimuth and elevation (degrees) of the cell centres of a ``rows x cols`` grid laid over
-    an equirectangular frame (STARSS23 convention: centre column = front, azimuth grows to the
-    left, top row = elevation +90), ``(rows * cols, 2)`` row-major."""
+    a video frame, ``(rows * cols, 2)`` row-major. ``equirectangular`` (STARSS23 convention):
+    centre column = front, azimuth grows to the left, top row = elevation +90;
+    ``perspective``: see :func:`perspective_grid_directions`."""
+    _check_projection(projection)
+    if projection == "perspective":
+        return perspective_grid_directions(rows, cols)
     az = 360.0 * (0.5 - (np.arange(cols) + 0.5) / cols)
     el = 180.0 * (0.5 - (np.arange(rows) + 0.5) / rows)
     return np.stack(np.meshgrid(az, el), -1).reshape(-1, 2)
 
 
-def direction_cell(azimuth_deg, elevation_deg, rows: int, cols: int) -> np.ndarray:
-    """Row-major index of the ``rows x cols`` grid cell holding each direction (degrees)."""
+def direction_cell(azimuth_deg, elevation_deg, rows: int, cols: int,
+                   projection: str = "equirectangular") -> np.ndarray:
+    """Row-major index of the ``rows x cols`` grid cell holding each direction (degrees), on a
+    frame of the given ``projection`` (see :func:`grid_directions`)."""
+    _check_projection(projection)
+    if projection == "perspective":
+        return perspective_direction_cell(azimuth_deg, elevation_deg, rows, cols)
     az = (np.asarray(azimuth_deg, np.float64) + 180.0) % 360.0 - 180.0
     c = np.clip(np.floor((0.5 - az / 360.0) * cols), 0, cols - 1).astype(np.int64)
     r = np.clip(np.floor((0.5 - np.asarray(elevation_deg) / 180.0) * rows), 0, rows - 1)
     return r.astype(np.int64) * cols + c
+
+
+def _tangents(hfov_deg: float, aspect: float) -> tuple[float, float]:
+    """Half-width and half-height of the image plane at unit focal distance."""
+    th = float(np.tan(np.radians(hfov_deg) / 2))
+    return th, th / float(aspect)
+
+
+def perspective_grid_directions(rows: int, cols: int, hfov_deg: float = PERSPECTIVE_HFOV_DEG,
+                                aspect: float = PERSPECTIVE_ASPECT) -> np.ndarray:
+    """Azimuth and elevation (degrees) of the cell centres of a ``rows x cols`` grid laid over
+    a pinhole camera's image (camera frame: azimuth 0 = the optical axis, + left; image right
+    = negative azimuth, top = positive elevation), ``(rows * cols, 2)`` row-major. The grid
+    covers the whole image whatever size it is resized to, so only ``hfov_deg`` and the
+    original ``aspect`` (width / height) matter."""
+    th, tv = _tangents(hfov_deg, aspect)
+    ty = (0.5 - (np.arange(cols) + 0.5) / cols) * 2 * th  # image plane, left positive
+    tz = (0.5 - (np.arange(rows) + 0.5) / rows) * 2 * tv
+    y, z = np.meshgrid(ty, tz)
+    az = np.degrees(np.arctan2(y, 1.0))
+    el = np.degrees(np.arctan2(z, np.hypot(1.0, y)))
+    return np.stack([az, el], -1).reshape(-1, 2)
+
+
+def perspective_direction_cell(azimuth_deg, elevation_deg, rows: int, cols: int,
+                               hfov_deg: float = PERSPECTIVE_HFOV_DEG,
+                               aspect: float = PERSPECTIVE_ASPECT) -> np.ndarray:
+    """Row-major index of the cell of a ``rows x cols`` grid over a pinhole camera's image
+    (see :func:`perspective_grid_directions`) where each direction (degrees) projects. A
+    direction off the image falls in the nearest border cell (one behind the camera: the
+    border cell on its side); callers keep only sources on screen."""
+    az, el = np.radians(np.asarray(azimuth_deg, np.float64)), np.radians(
+        np.asarray(elevation_deg, np.float64))
+    x, y, z = np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)
+    th, tv = _tangents(hfov_deg, aspect)
+    ahead = np.maximum(x, 1e-9)  # behind the camera: projected far out to its side
+    u = 0.5 - y / ahead / (2 * th)  # 0 = left edge, 1 = right edge
+    v = 0.5 - z / ahead / (2 * tv)  # 0 = top
+    c = np.clip(np.floor(u * cols), 0, cols - 1).astype(np.int64)
+    r = np.clip(np.floor(v * rows), 0, rows - 1).astype(np.int64)
+    return r * cols + c
 
 
 def clip_video_frames(clip: ClipFiles, num_frames: int, **kwargs) -> np.ndarray | None:
@@ -186,4 +249,5 @@ def clip_video_frames(clip: ClipFiles, num_frames: int, **kwargs) -> np.ndarray 
 
 __all__ = ["VideoInfo", "video_info", "label_frame_times", "decode_video_frames",
            "load_video_frames", "clip_video_frames", "grid_directions", "direction_cell",
-           "CACHE_VERSION"]
+           "perspective_grid_directions", "perspective_direction_cell", "PERSPECTIVE_HFOV_DEG",
+           "PERSPECTIVE_ASPECT", "PROJECTIONS", "CACHE_VERSION"]

@@ -89,7 +89,10 @@ class EventTable:
                    z.copy() if layout == "fctado" else None)
 
     def polar(self) -> np.ndarray:
-        """``(N, 2)`` azimuth/elevation in degrees (``atan2`` of the Cartesian form if needed)."""
+        """``(N, 2)`` azimuth/elevation in degrees (``atan2`` of the Cartesian form if needed;
+        elevation 0 for the azimuth-only ``fctado`` rows)."""
+        if self.layout == "fctado":
+            return np.concatenate([self.coords, np.zeros((len(self.coords), 1))], axis=1)
         if not self.cartesian:
             return self.coords
         return cartesian_to_polar(self.coords)

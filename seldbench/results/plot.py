@@ -31,9 +31,8 @@ class ClipTracks:
     def from_table(cls, table) -> ClipTracks:
         from seldbench.data.labels import LABEL_HOP_S
 
-        azel = table.polar() if len(table) else np.zeros((0, 2))
-        el = azel[:, 1] if azel.shape[1] > 1 else np.zeros(len(azel))  # 2025 stereo: azimuth only
-        return cls(table.frame * LABEL_HOP_S, table.cls, azel[:, 0], el)
+        azel = table.polar() if len(table) else np.zeros((0, 2))  # 2025 stereo: elevation 0
+        return cls(table.frame * LABEL_HOP_S, table.cls, azel[:, 0], azel[:, 1])
 
 
 def clip_tracks(run_dir: str | os.PathLike, clip: str | None = None, suite: str = "dcase2023",

@@ -30,13 +30,14 @@ import numpy as np
 
 from seldbench.data.layout import DEV_SUBFOLDERS
 from seldbench.data.synth.generate import MANIFEST, read_manifest  # the same dataset.json
+from seldbench.data.video import PERSPECTIVE_HFOV_DEG
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_open, atomic_write_json
 
 STEREO_GENERATOR = "seldbench-synth-stereo"
 STEREO_VERSION = "1.0"
 CLIP_S = 5.0
-HFOV_DEG = 100.0
+HFOV_DEG = PERSPECTIVE_HFOV_DEG  # the camera the grid-cell helpers of data.video assume
 PERSPECTIVE_SIZE = (192, 108)  # width, height: 16:9, height a multiple of 4 (YUV 4:2:0)
 HEADER = "frame,class,source,azimuth,distance,onscreen"
 FS = 24000
