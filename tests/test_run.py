@@ -327,3 +327,14 @@ def test_init_from_a_run_with_freeze_and_tensorboard(synth_env):
                                   "--config", str(Path(__file__).resolve().parent.parent /
                                                   "configs/experiments/einv2-small.yaml")])
     assert r.exit_code != 0 and "do not fit this model" in r.stderr
+
+
+def test_the_model_is_built_and_checked_before_any_data_is_read(tmp_path):
+    """A model the builder refuses fails before the dataset is even looked for."""
+    from seldbench.errors import SeldbenchError
+    from seldbench.training.run import run
+
+    with pytest.raises(SeldbenchError, match=r"model 'crnn': model.t_pool \[2, 1, 1\] pools 2"):
+        run("crnn", "starss23", overrides=["model.t_pool=[2, 1, 1]",
+                                            f"dataset.root={tmp_path / 'no-such-tree'}"],
+            out=str(tmp_path / "runs"), progress=False, log=lambda m: None)

@@ -102,16 +102,23 @@ def run(model: str, dataset: str, config_file: str | None = None,
     """Train ``model`` on ``dataset``, predict and score its test split; returns the record.
     ``layers``: config mappings merged after ``config_file`` (see :func:`rerun`)."""
     from seldbench.results.records import data_identity
+    from seldbench.training.augment import check_augment
+    from seldbench.training.plan import assemble
 
     reg = get_registry()
     plan = plan_run(model, dataset, config_file, overrides, seed, out, reg, layers)
     if plan.model.default_note and config_file is None and not layers:
         log(f"note: model '{plan.model.name}': {plan.model.default_note}")
     dist = _Dist.start(plan.train.device)
+    t_start = time.perf_counter()  # the record's wall time: data preparation included
     rd = None
     try:
         if dist.rank0:  # a bad --out fails now, not after the data was generated
             ensure_dir(plan.run_base.parent, plan.run_base)
+        device = _set_up(plan, dist)
+        built = assemble(plan, device)  # a bad model key fails here, before any data is read
+        check_augment(plan.cfg["train"]["augment"], plan.feature.name, plan.feature.channels,
+                      plan.feature.bins, plan.model.side_inputs is not None)
         clips = _list_clips(plan, dist, log)
         identity = data_identity(clips, plan.feature.audio_format,
                                  plan.model.needs_video and plan.dataset.has_video)
@@ -123,7 +130,8 @@ def run(model: str, dataset: str, config_file: str | None = None,
             if dist.rank0:
                 log(f"{path}: run already complete")
             return json.loads(record_path.read_text())
-        return _run(reg, plan, clips, identity, path, progress, on_step, log, dist)
+        return _run(reg, plan, built, device, clips, identity, path, progress, on_step, log,
+                    dist, t_start)
     finally:
         if rd is not None:
             rd.release()
@@ -236,25 +244,19 @@ class _Dist:
                 td.destroy_process_group()
 
 
-def _run(reg, plan: RunPlan, clips: dict, identity: dict, run_dir: Path, progress: bool,
-         on_step, log, dist: _Dist) -> dict:
-    """The stages of a run: set up, build the model (before any data is read), data, train,
-    test, record."""
+def _run(reg, plan: RunPlan, built, device, clips: dict, identity: dict, run_dir: Path,
+         progress: bool, on_step, log, dist: _Dist, t_start: float) -> dict:
+    """The stages of a run after the model is built and the data listed (:func:`run`):
+    weights to start from, features, train, test, record."""
     from seldbench.results.records import provenance, run_record, write_record
-    from seldbench.training.augment import check_augment
-    from seldbench.training.plan import assemble, make_loss
+    from seldbench.training.plan import make_loss
 
-    t_start = time.perf_counter()
     # package versions and git state of the code this process runs: taken now, not at the end,
     # so a checkout that moves during a long run does not misdate the record
     prov = provenance()
-    device = _set_up(plan, dist)
     if dist.rank0:
         atomic_write_json(run_dir / "config.json", plan.cfg)
         atomic_write_json(run_dir / "data.json", identity)  # what data_folder() compares
-    built = assemble(plan, device)  # a bad model key fails here, before minutes of features
-    check_augment(plan.cfg["train"]["augment"], plan.feature.name, plan.feature.channels,
-                  plan.feature.bins, plan.model.side_inputs is not None)
     init = _init_weights(plan, built, log if dist.rank0 else (lambda m: None))
     loss = make_loss(plan, built)
     data, norm = _load_data(reg, plan, built, clips, run_dir, device, dist, progress)
