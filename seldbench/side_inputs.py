@@ -66,24 +66,24 @@ def fill_missing(streams: dict[str, dict[str, np.ndarray]], frames: Mapping[str,
 
 
 def collect(spec, cfg: Mapping, dataset, clips: Sequence, frames: Mapping[str, int], *,
-            training: bool, cache_dir: Path, device: Any, progress: str = ""
-            ) -> dict[str, dict[str, np.ndarray]]:
+            training: bool, cache_dir: Path, device: Any, progress: str = "",
+            log: Callable[[str], None] | None = None) -> dict[str, dict[str, np.ndarray]]:
     """The side streams of ``clips`` from ``spec.side_inputs`` (``{stem: {name: array}}``):
     training-only streams removed unless ``training``; every stream checked to hold one row
     per label frame of its clip. ``progress``: a label (e.g. the split) for a line on stderr
-    before and after (encoders are slow on first use; one call, so a plugin loads them once);
-    empty: silent."""
+    before and after (encoders are slow on first use; one call, so a plugin loads them once),
+    written by ``log`` (default: stderr); empty: silent."""
     import time
 
+    say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     if progress:
-        print(f"side inputs of {spec.name}, {progress}: {len(clips)} clips (encoded once, then "
-              f"read from {cache_dir})", file=sys.stderr, flush=True)
+        say(f"side inputs of {spec.name}, {progress}: {len(clips)} clips (encoded once, then "
+            f"read from {cache_dir})")
     out = spec.side_inputs(cfg, dataset, clips, frames, training=training,
                            cache_dir=cache_dir, device=device)
     if progress:
-        print(f"side inputs of {spec.name}, {progress}: done in "
-              f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        say(f"side inputs of {spec.name}, {progress}: done in {time.perf_counter() - t0:.1f} s")
     drop = () if training else tuple(spec.training_streams)
     result = {}
     for clip in clips:

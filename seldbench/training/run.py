@@ -259,7 +259,7 @@ def _run(reg, plan: RunPlan, built, device, clips: dict, identity: dict, run_dir
         atomic_write_json(run_dir / "data.json", identity)  # what data_folder() compares
     init = _init_weights(plan, built, log if dist.rank0 else (lambda m: None))
     loss = make_loss(plan, built)
-    data, norm = _load_data(reg, plan, built, clips, run_dir, device, dist, progress)
+    data, norm = _load_data(reg, plan, built, clips, run_dir, device, dist, progress, log)
     trainer = _train(plan, built, loss, clips, data, run_dir, device, on_step, progress, log,
                      dist, norm)
     if not dist.rank0:
@@ -319,14 +319,15 @@ def _rank0_first(dist: _Dist, work: Callable[[], object]):
 
 
 def _load_data(reg, plan: RunPlan, built, clips: dict, run_dir: Path, device, dist: _Dist,
-               progress: bool = False):
+               progress: bool = False, log=print):
     """Cached features, the train-split normaliser (saved with the run), labels and side
     inputs: ``({split: SplitData}, the normaliser)``."""
     from seldbench.features.cache import FeatureCache, Normalizer
     from seldbench.side_inputs import collect
     from seldbench.training.data import load_split
 
-    cache = FeatureCache(plan.cache_dir, registry=reg, progress=progress and dist.rank0)
+    progress = progress and dist.rank0  # one process reports
+    cache = FeatureCache(plan.cache_dir, registry=reg, progress=progress)
     cached = _rank0_first(dist, lambda: {
         s: cache.get(plan.dataset.name, s, clips[s], plan.feature.name, device=device)
         for s in plan.splits})
@@ -341,7 +342,8 @@ def _load_data(reg, plan: RunPlan, built, clips: dict, run_dir: Path, device, di
                 data[s].side = collect(plan.model, plan.cfg["model"], plan.dataset, clips[s],
                                        data[s].label_frames, training=s == "train",
                                        cache_dir=plan.cache_dir, device=device,
-                                       progress=f"{plan.dataset.name} {s}" if progress else "")
+                                       progress=f"{plan.dataset.name} {s}" if progress else "",
+                                       log=log)
         _rank0_first(dist, side)
     return data, norm
 
