@@ -18,7 +18,6 @@ from seldbench.specs import DatasetSpec, FeatureSpec, MetricSuiteSpec, ModelSpec
 
 #: The roles a dataset's splits play in a run, in order: fit, select, report.
 ROLES = ("train", "val", "test")
-LABEL_HOP_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -72,6 +71,8 @@ class RunPlan:
     @property
     def chunk_frames(self) -> int:
         """Training and prediction sequence length in 100-ms label frames."""
+        from seldbench.data.labels import LABEL_HOP_S
+
         return int(round(float(self.train.chunk_s) / LABEL_HOP_S))
 
     @property
