@@ -225,7 +225,8 @@ def apply_overrides(cfg: dict, overrides: Iterable[str],
 #: ``train.optimizer`` names (lower case) -> ``torch.optim`` class names.
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW"}
 
-#: A rule takes a value and returns what is wrong with it ("must be ...") or None.
+#: A rule takes a value and returns what is wrong with it ("must be ...") or None. The
+#: ``rule_*`` constructors build them for VALUE_RULES and for other checked YAML (grid files).
 Rule = Callable[[Any], "str | None"]
 
 
@@ -233,13 +234,13 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _integer(lo: int, hi: int | None = None) -> Rule:
+def rule_integer(lo: int, hi: int | None = None) -> Rule:
     want = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
     return lambda v: None if _is_int(v) and lo <= v and (hi is None or v <= hi) \
         else f"must be {want}"
 
 
-def _number(gt: float | None = None, ge: float | None = None, le: float | None = None,
+def rule_number(gt: float | None = None, ge: float | None = None, le: float | None = None,
             step: float | None = None) -> Rule:
     """A finite int or float within the bounds given (``gt`` >, ``ge`` >=, ``le`` <=), a
     multiple of ``step`` when given."""
@@ -267,27 +268,27 @@ def _number(gt: float | None = None, ge: float | None = None, le: float | None =
     return rule
 
 
-def _flag(v: Any) -> str | None:
+def rule_flag(v: Any) -> str | None:
     return None if isinstance(v, bool) else "must be true or false"
 
 
-def _text(optional: bool = False) -> Rule:
+def rule_text(optional: bool = False) -> Rule:
     want = "must be a non-empty string" + (" or null" if optional else "")
     return lambda v: None if (optional and v is None) or (isinstance(v, str) and v.strip()) \
         else want
 
 
-def _choice(*names: str) -> Rule:
+def rule_choice(*names: str) -> Rule:
     return lambda v: None if isinstance(v, str) and v.lower() in names \
         else f"must be one of {', '.join(names)}"
 
 
-def _matches(pattern: str, want: str) -> Rule:
+def rule_matches(pattern: str, want: str) -> Rule:
     regex = re.compile(pattern)
     return lambda v: None if isinstance(v, str) and regex.fullmatch(v) else f"must be {want}"
 
 
-def _list_of(item: Rule, want: str, optional: bool = False) -> Rule:
+def rule_list_of(item: Rule, want: str, optional: bool = False) -> Rule:
     return lambda v: None if (optional and v is None) or \
         (isinstance(v, list) and all(item(x) is None for x in v)) else f"must be {want}"
 
@@ -295,10 +296,10 @@ def _list_of(item: Rule, want: str, optional: bool = False) -> Rule:
 #: ``train.augment`` entries: name -> {parameter: (rule, default)}. Counts and widths of
 #: ``spec_mask`` are in feature frames and feature bins (README: Training recipes).
 AUGMENTATIONS: dict[str, dict[str, tuple[Rule, Any]]] = {
-    "channel_swap": {"p": (_number(ge=0, le=1), 1.0)},
-    "spec_mask": {"time_masks": (_integer(0), 2), "time_width": (_integer(1), 20),
-                  "freq_masks": (_integer(0), 2), "freq_width": (_integer(1), 8)},
-    "mixup": {"p": (_number(ge=0, le=1), 0.5), "lam_min": (_number(ge=0, le=0.5), 0.3)},
+    "channel_swap": {"p": (rule_number(ge=0, le=1), 1.0)},
+    "spec_mask": {"time_masks": (rule_integer(0), 2), "time_width": (rule_integer(1), 20),
+                  "freq_masks": (rule_integer(0), 2), "freq_width": (rule_integer(1), 8)},
+    "mixup": {"p": (rule_number(ge=0, le=1), 0.5), "lam_min": (rule_number(ge=0, le=0.5), 0.3)},
 }
 
 
@@ -336,39 +337,41 @@ def _sha256_hex(v: Any) -> str | None:
 #: its value must be. The ``dataset`` and ``model`` sections' other keys are the plugins' to
 #: check (their builders do).
 VALUE_RULES: dict[str, Rule] = {
-    "seed": _integer(0, 2**32 - 1),  # numpy seeds take 32 bits
-    "dataset.name": _text(),
-    "dataset.root": _text(optional=True),
-    "features.name": _text(optional=True),
-    "features.cache_dir": _text(optional=True),
-    "train.epochs": _integer(1),
-    "train.batch_size": _integer(1),
-    "train.chunk_s": _number(gt=0, step=0.1),  # whole 100-ms label frames
-    "train.lr": _number(gt=0),
-    "train.optimizer": _choice(*OPTIMIZERS),
-    "train.weight_decay": _number(ge=0),
-    "train.lr_milestones": _list_of(_integer(1), "a list of epochs (integers >= 1), e.g. [60, 75]"),
-    "train.lr_gamma": _number(gt=0),
-    "train.grad_clip": _number(ge=0),
-    "train.early_stop_patience": _integer(0),
-    "train.num_workers": _integer(0),
-    "train.threads": _integer(0),
-    "train.device": _matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, mps, cuda or cuda:N"),
-    "train.amp": _flag,
-    "train.deterministic": _flag,
-    "train.max_clips": lambda v: None if v is None else _integer(1)(v),
+    "seed": rule_integer(0, 2**32 - 1),  # numpy seeds take 32 bits
+    "dataset.name": rule_text(),
+    "dataset.root": rule_text(optional=True),
+    "features.name": rule_text(optional=True),
+    "features.cache_dir": rule_text(optional=True),
+    "train.epochs": rule_integer(1),
+    "train.batch_size": rule_integer(1),
+    "train.chunk_s": rule_number(gt=0, step=0.1),  # whole 100-ms label frames
+    "train.lr": rule_number(gt=0),
+    "train.optimizer": rule_choice(*OPTIMIZERS),
+    "train.weight_decay": rule_number(ge=0),
+    "train.lr_milestones": rule_list_of(rule_integer(1),
+                                        "a list of epochs (integers >= 1), e.g. [60, 75]"),
+    "train.lr_gamma": rule_number(gt=0),
+    "train.grad_clip": rule_number(ge=0),
+    "train.early_stop_patience": rule_integer(0),
+    "train.num_workers": rule_integer(0),
+    "train.threads": rule_integer(0),
+    "train.device": rule_matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, mps, cuda or cuda:N"),
+    "train.amp": rule_flag,
+    "train.deterministic": rule_flag,
+    "train.max_clips": lambda v: None if v is None else rule_integer(1)(v),
     "train.augment": _augment_list,
-    "train.init_from": _text(optional=True),
+    "train.init_from": rule_text(optional=True),
     "train.init_sha256": _sha256_hex,
-    "train.freeze": _list_of(_text(), "a list of parameter name prefixes, e.g. [encoder.]"),
-    "train.tensorboard": _flag,
-    "eval.suites": _list_of(_text(), "null or a list of metric suite names, e.g. [dcase2023]",
-                            optional=True),
-    "eval.jackknife": _flag,
-    "eval.threshold": _number(gt=0, le=1),
-    "eval.unify_deg": _number(ge=0, le=180),
-    "output.runs_dir": _text(),
-    "output.recipe": _text(),
+    "train.freeze": rule_list_of(rule_text(), "a list of parameter name prefixes, e.g. [encoder.]"),
+    "train.tensorboard": rule_flag,
+    "eval.suites": rule_list_of(rule_text(),
+                                "null or a list of metric suite names, e.g. [dcase2023]",
+                                optional=True),
+    "eval.jackknife": rule_flag,
+    "eval.threshold": rule_number(gt=0, le=1),
+    "eval.unify_deg": rule_number(ge=0, le=180),
+    "output.runs_dir": rule_text(),
+    "output.recipe": rule_text(),
 }
 
 

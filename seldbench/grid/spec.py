@@ -25,7 +25,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seldbench.config import _flag, _integer, _list_of, _number, _text, check_values, load_yaml, merge
+from seldbench.config import (check_values, load_yaml, merge, rule_flag, rule_integer,
+                              rule_list_of, rule_number, rule_text)
 from seldbench.errors import SeldbenchError
 
 #: every key a grid file may hold, with its default (``entries``' keys below)
@@ -36,8 +37,8 @@ GRID_KEYS = {"datasets": None, "seeds": [0], "set": [], "out": None, "board": Fa
              "entries": None}
 ENTRY_KEYS = {"model": None, "config": None, "set": [], "recipe": None, "seeds": None}
 
-_SEEDS = _list_of(_integer(0, 2**32 - 1), "a list of seeds (integers >= 0), e.g. [0, 1, 2]")
-_OVERRIDES = _list_of(lambda v: None if isinstance(v, str) and "=" in v else "bad",
+_SEEDS = rule_list_of(rule_integer(0, 2**32 - 1), "a list of seeds (integers >= 0), e.g. [0, 1, 2]")
+_OVERRIDES = rule_list_of(lambda v: None if isinstance(v, str) and "=" in v else "bad",
                       "a list of key.path=value strings, e.g. [train.epochs=40]")
 _MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B?)?", re.IGNORECASE)
 
@@ -50,24 +51,24 @@ def _memory(v) -> str | None:
 
 
 GRID_RULES = {
-    "datasets": _list_of(_text(), "a dataset name or a list of them, e.g. [synth]"),
+    "datasets": rule_list_of(rule_text(), "a dataset name or a list of them, e.g. [synth]"),
     "seeds": _SEEDS,
     "set": _OVERRIDES,
-    "out": _text(optional=True),
-    "board": _flag,
-    "resources.cpus": _number(gt=0),
-    "resources.gpus": _number(ge=0),
+    "out": rule_text(optional=True),
+    "board": rule_flag,
+    "resources.cpus": rule_number(gt=0),
+    "resources.gpus": rule_number(ge=0),
     "resources.memory": _memory,
-    "slurm.partition": _text(optional=True),
-    "slurm.time_min": _integer(1),
-    "slurm.account": _text(optional=True),
-    "slurm.qos": _text(optional=True),
-    "slurm.constraint": _text(optional=True),
-    "entries": _list_of(lambda v: None if isinstance(v, dict) else "bad",
+    "slurm.partition": rule_text(optional=True),
+    "slurm.time_min": rule_integer(1),
+    "slurm.account": rule_text(optional=True),
+    "slurm.qos": rule_text(optional=True),
+    "slurm.constraint": rule_text(optional=True),
+    "entries": rule_list_of(lambda v: None if isinstance(v, dict) else "bad",
                         "a non-empty list of entries (mappings with a model: key)"),
 }
-ENTRY_RULES = {"model": _text(), "config": _text(optional=True), "set": _OVERRIDES,
-               "recipe": _text(optional=True),
+ENTRY_RULES = {"model": rule_text(), "config": rule_text(optional=True), "set": _OVERRIDES,
+               "recipe": rule_text(optional=True),
                "seeds": lambda v: None if v is None else _SEEDS(v)}
 
 
