@@ -95,10 +95,12 @@ def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
                        registry=None, layers: Sequence[tuple[str, dict]] = ()) -> dict:
     """The resolved config of a run (layers of :mod:`seldbench.config`), names checked."""
     from seldbench.registry import get_registry
+    from seldbench.training.finetune import resolve_init
 
     reg = registry or get_registry()
     mspec, dspec = reg.get_model(model), reg.get_dataset(dataset)
-    cfg = resolve(dataset_yaml=dspec.config, model_yaml=mspec.config, experiment=config_file, layers=layers,
+    cfg = resolve(dataset_yaml=dspec.config, model_yaml=mspec.config, experiment=config_file,
+                  layers=layers,
                   overrides=[f"dataset.name={dataset}", *overrides,
                              *([f"seed={seed}"] if seed is not None else [])])
     # default: the model's first feature set in one of the dataset's audio formats
@@ -118,8 +120,6 @@ def resolve_run_config(model: str, dataset: str, config_file: str | None = None,
     for s in suites:
         reg.get_metric_suite(s)
     cfg["eval"]["suites"] = list(suites)
-    from seldbench.training.finetune import resolve_init
-
     resolve_init(cfg, reg)  # train.init_sha256 from the checkpoint: part of the config hash
     return cfg
 
