@@ -407,10 +407,11 @@ def grid() -> None:
 
 @grid.command("run")
 @click.argument("grid_file", type=click.Path(dir_okay=False))
-@click.option("--backend", type=click.Choice(["ray", "slurm", "slurm-local"]), default="ray",
-              show_default=True,
-              help="ray: a local Ray cluster (or --address); slurm: job arrays through "
-                   "submitit; slurm-local: the same jobs as local processes.")
+@click.option("--backend", type=click.Choice(["ray", "local", "slurm", "slurm-local"]),
+              default="ray", show_default=True,
+              help="ray: a local Ray cluster (or --address); local: one process per cell, "
+                   "nothing to install; slurm: job arrays through submitit; slurm-local: the "
+                   "same jobs as local processes.")
 @click.option("--address", default=None,
               help="Join this Ray cluster (auto, or ray://host:port) instead of starting one.")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=None,

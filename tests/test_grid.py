@@ -369,6 +369,49 @@ def test_the_same_grid_through_submitit_local_executor(synth_env):
     assert list((synth_env / "gsubmitit" / ".grid" / "submitit" / "gsubmitit").glob("*_result.pkl"))
 
 
+def test_local_backend_returns_results_and_reports_a_dead_process_as_lost():
+    """A spawned process per job: its value comes back; one that exits without sending a
+    result is a lost worker (the driver retries it), naming its exit code or signal."""
+    import operator
+
+    from seldbench.grid.driver import WorkerLost
+    from seldbench.grid.local_backend import LocalBackend, local_slots
+    from seldbench.grid.spec import Resources
+
+    backend = LocalBackend()
+    ok, dead, hung = backend.submit(operator.add, [(2, 3)]) + \
+        backend.submit(os._exit, [(7,)]) + backend.submit(time.sleep, [(60,)])
+    finished = []
+    deadline = time.monotonic() + 60
+    while len(finished) < 2 and time.monotonic() < deadline:
+        finished += [h for h in backend.wait([ok, dead, hung], 0.5) if h not in finished]
+    assert set(finished) == {ok, dead}
+    assert backend.result(ok) == 5
+    with pytest.raises(WorkerLost, match=r"process \d+ ended with exit code 7"):
+        backend.result(dead)
+    backend.cancel([hung])
+    with pytest.raises(WorkerLost, match=r"ended with signal 15"):
+        backend.result(hung)
+    assert local_slots(Resources(cpus=1, gpus=0.25), cpus=16, gpus=1) == 4
+    assert local_slots(Resources(cpus=2, gpus=0), cpus=16, gpus=0) == 8
+
+
+def test_the_same_grid_through_local_processes(synth_env):
+    """`--backend local`: no Ray, no submitit; each cell once, and a second call trains nothing."""
+    from click.testing import CliRunner
+
+    from seldbench.cli import main
+
+    grid = _grid(synth_env, "glocal", 1, "  - model: crnn\n")
+    r = CliRunner().invoke(main, ["grid", "run", str(grid), "--backend", "local"])
+    assert r.exit_code == 0, r.output
+    assert "[grid] local processes:" in r.stderr
+    recs = _records(synth_env / "glocal")
+    assert sorted(r["seed"] for r in recs.values()) == [0, 1]
+    r = CliRunner().invoke(main, ["grid", "run", str(grid), "--backend", "local"])
+    assert r.stdout.startswith(f"{grid}: 2/2 cells done (0 now, 2 before)")
+
+
 def test_a_dead_ray_address_is_one_error_at_once():
     from seldbench.grid.ray_backend import RayBackend
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from seldbench.grid.cells import Cell, cell_state, expand, record_paths
 from seldbench.grid.spec import Grid, load_grid
 
-BACKENDS = ("ray", "slurm", "slurm-local")
+BACKENDS = ("ray", "local", "slurm", "slurm-local")
 
 
 def load_cells(path: str | os.PathLike, out: str | None = None) -> tuple[Grid, list[Cell]]:
@@ -72,6 +72,10 @@ def make_backend(name: str, grid: Grid, cells: list[Cell], address: str | None,
     """The backend ``name`` (one of :data:`BACKENDS`); imports Ray or submitit only here."""
     from seldbench.errors import SeldbenchError
 
+    if name == "local":
+        from seldbench.grid.local_backend import LocalBackend
+
+        return LocalBackend()
     try:
         if name == "ray":
             from seldbench.grid.ray_backend import RayBackend
@@ -96,9 +100,13 @@ def run_grid_file(path: str | os.PathLike, backend: str = "ray", address: str | 
     grid, cells = load_cells(path, out)
     if backend == "slurm-local" and max_concurrent is None:  # local processes: the cores
         max_concurrent = max(1, int((os.cpu_count() or 1) // max(grid.resources.cpus, 1)))
+    if backend == "local" and max_concurrent is None:  # the cores (and GPUs) the cells ask for
+        from seldbench.grid.local_backend import local_slots
+
+        max_concurrent = local_slots(grid.resources)
     todo = [c for c in cells if cell_state(c).kind not in ("done", "invalid")]
     engine = make_backend(backend, grid, cells, address, max_concurrent) if todo else None
-    if engine is not None and engine.name == "ray":
+    if engine is not None and engine.name in ("ray", "local"):
         echo(f"[grid] {engine.describe()}")
         # as many at once as fit now, so that "running" means running, not queued in Ray
         max_concurrent = max_concurrent or engine.slots(grid.resources)
