@@ -115,3 +115,13 @@ def test_one_epoch_on_synth_stereo_mini_scores_2025_and_reads_the_video(synth_en
     after, side = output()
     assert not side["video"].any()  # read back from the cache, not encoded again
     assert np.abs(before - after).max() > 1e-4
+
+
+def test_parameters_are_the_2025_baselines(specs):
+    """On the baseline's input (``stereo_logmel``) the network has the 2025 audio-visual
+    baseline's trained parameters: 2,064,348 (its module also registers an unused template
+    decoder layer, 659,328 more), less 21 x 128 weights for 28 visual values instead of 49."""
+    spec, ds, _ = specs
+    model = spec.build({}, ds, REG.get_feature("stereo_logmel"))
+    assert sum(p.numel() for p in model.parameters()) == 2_064_348 - 21 * 128
+    assert sum(p.numel() for p in model.fusion.parameters()) == 2 * 659_328 + 29 * 128

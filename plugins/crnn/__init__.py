@@ -136,7 +136,7 @@ def seldbench_register_models():
         ModelSpec(
             name="crnn", version="1.0", build=build,
             features=("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite",
-                      "stereo_logmel_ild_ipd", "stereo_logmel_ild_ipd_ms"),
+                      "stereo_logmel_ild_ipd", "stereo_logmel_ild_ipd_ms", "stereo_logmel"),
             output="multi_accdoa", loss=None,  # None: the core ADPIT MSE loss
             config=Path(__file__).with_name("crnn.yaml"),
             neutral_keys={"output": None},  # added with the stereo head; null keeps FOA/MIC as before
@@ -144,7 +144,7 @@ def seldbench_register_models():
                         "blocks, multi-ACCDOA head, ADPIT loss (~0.74 M parameters on FOA)"),
         ModelSpec(
             name="crnn-av", version="1.0", build=build_av,
-            features=("stereo_logmel_ild_ipd", "stereo_logmel_ild_ipd_ms"),
+            features=("stereo_logmel_ild_ipd", "stereo_logmel_ild_ipd_ms", "stereo_logmel"),
             output="multi_accdoa_stereo", loss=None,  # None: the core stereo ADPIT loss
             side_inputs=side_inputs_av, needs_video=True,
             config=Path(__file__).with_name("crnn-av.yaml"),
