@@ -30,7 +30,8 @@ Labels and video
     perspective, as ``DatasetSpec.video_projection``).
 Side inputs (multimodal models)
     ``SideInputCache`` (per-clip encoder outputs, cached), ``fill_missing`` (zeros and mask 0
-    for clips without a stream).
+    for clips without a stream); ``ImageEncoder`` (a frozen pretrained timm image encoder,
+    weights from local files only; ``DEFAULT_IMAGE_ENCODER``, its default timm name).
 Keyed cache and files
     ``cached_npy``, ``source_signature``, ``atomic_open``, ``atomic_write_json``.
 Metric suites
@@ -63,6 +64,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     **{n: ("seldbench.data.video", n)
        for n in ("load_video_frames", "grid_directions", "direction_cell")},
     **{n: ("seldbench.side_inputs", n) for n in ("SideInputCache", "fill_missing")},
+    **{n: ("seldbench.encoders", n) for n in ("ImageEncoder", "DEFAULT_IMAGE_ENCODER")},
     **{n: ("seldbench.io", n)
        for n in ("cached_npy", "source_signature", "atomic_open", "atomic_write_json")},
     **{n: ("seldbench.metrics.suites", n)
@@ -131,4 +133,5 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
     from seldbench.metrics.suites import FrameScorer, SegmentScorer, StereoFrameScorer  # noqa
     from seldbench.model_config import input_shape, model_options, output_choice  # noqa
     from seldbench.side_inputs import SideInputCache, fill_missing  # noqa
+    from seldbench.encoders import DEFAULT_IMAGE_ENCODER, ImageEncoder  # noqa
     from seldbench.training.losses import ADPIT_SLOTS, adpit_loss, core_loss, pit_loss  # noqa

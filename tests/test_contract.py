@@ -84,6 +84,16 @@ def test_model_honours_the_contract(model_name, feature_name, dataset, reference
     with torch.no_grad():
         y = model(x)
     assert y.shape == (2, FRAMES, _declared_width(output, C, with_distance))
+    if spec.side_inputs is not None:  # its streams of a clip without video feed the forward
+        from seldbench.specs import ClipFiles
+
+        clip = ClipFiles("fold1_room1_mix001", {}, None)
+        side = spec.side_inputs(cfg, dataset, [clip], {clip.stem: FRAMES}, training=False,
+                                cache_dir=tmp_path, device="cpu")[clip.stem]
+        assert all(len(v) == FRAMES for v in side.values())
+        with torch.no_grad():
+            y_side = model(x, **{k: torch.from_numpy(np.stack([v] * 2)) for k, v in side.items()})
+        assert y_side.shape == y.shape
 
     # backward with its loss, on targets the core builds from a metadata CSV
     table = read_metadata(reference, dataset.metadata_columns, C, dataset.metadata_format)

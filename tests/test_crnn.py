@@ -33,7 +33,7 @@ def test_registered(registry):
     spec = registry.get_model("crnn")
     assert (spec.version, spec.output, spec.loss) == ("1.0", "multi_accdoa", None)
     assert spec.features == ("foa_logmel_iv", "mic_logmel_gcc", "mic_salsa_lite",
-                             "stereo_logmel_ild_ipd", "stereo_logmel_ild_ipd_ms")
+                             "stereo_logmel_ild_ipd", "stereo_logmel_ild_ipd_ms", "stereo_logmel")
     assert spec.config.is_file()
     for f in spec.features:
         registry.get_feature(f)

@@ -15,7 +15,7 @@ LAYERS = [
     {"specs", "hookspecs", "config", "model_config"},
     {"registry"},
     {"metrics"},
-    {"data", "side_inputs"},
+    {"data", "side_inputs", "encoders"},
     {"features"},
     {"results"},
     {"training"},

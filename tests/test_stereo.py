@@ -103,6 +103,19 @@ def test_stereo_features_level_and_phase():
         feat(torch.zeros(1, 4, 4800))
 
 
+def test_the_baseline_input_is_the_log_mel_pair_alone(registry):
+    """``stereo_logmel``: the 2025 baseline's 2 x 64 input, the log-mel channels of
+    ``stereo_logmel_ild_ipd``; the sets with differences keep their config (cache hash)."""
+    from seldbench.features.stereo import stereo_logmel, stereo_logmel_ild_ipd
+
+    torch.manual_seed(0)
+    audio = torch.randn(1, 2, 24000, dtype=torch.float64) * 0.1
+    pair, full = stereo_logmel(), stereo_logmel_ild_ipd()
+    assert torch.equal(pair(audio), full(audio)[:, :2])
+    assert registry.get_feature("stereo_logmel").channels == 2
+    assert "differences" not in full.config and pair.config["differences"] is False
+
+
 def _table(tmp_path, rows):
     from seldbench.data.labels import read_metadata
 

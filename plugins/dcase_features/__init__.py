@@ -24,6 +24,7 @@ foa_logmel_iv = _lazy("seldbench.features.foa", "foa_logmel_iv")
 foa_logmel_iv_128 = _lazy("seldbench.features.foa", "foa_logmel_iv_128")
 mic_logmel_gcc = _lazy("seldbench.features.mic", "mic_logmel_gcc")
 mic_salsa_lite = _lazy("seldbench.features.mic", "mic_salsa_lite")
+stereo_logmel = _lazy("seldbench.features.stereo", "stereo_logmel")
 stereo_logmel_ild_ipd = _lazy("seldbench.features.stereo", "stereo_logmel_ild_ipd")
 stereo_logmel_ild_ipd_ms = _lazy("seldbench.features.stereo", "stereo_logmel_ild_ipd_ms")
 
@@ -55,7 +56,12 @@ def seldbench_register_features():
             name="stereo_logmel_ild_ipd", version="1.0", build=stereo_logmel_ild_ipd,
             audio_format="stereo", channels=5, bins=64, frames_per_label=5,
             description="Stereo: 2 log-mel (L, R) + mel-binned ILD (dB) and IPD (cos, sin); "
-                        "hop 20 ms (DCASE 2025 baseline-style input)"),
+                        "hop 20 ms"),
+        FeatureSpec(
+            name="stereo_logmel", version="1.0", build=stereo_logmel,
+            audio_format="stereo", channels=2, bins=64, frames_per_label=5,
+            description="Stereo: 2 log-mel (L, R); hop 20 ms (the DCASE 2025 baseline's "
+                        "input)"),
         FeatureSpec(
             name="stereo_logmel_ild_ipd_ms", version="1.0", build=stereo_logmel_ild_ipd_ms,
             audio_format="stereo", channels=7, bins=64, frames_per_label=5,

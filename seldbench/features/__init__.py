@@ -7,7 +7,7 @@ registered by the built-in ``dcase_features`` plugin; look them up through the r
 """
 from seldbench.features.foa import FoaLogmelIV, foa_logmel_iv, foa_logmel_iv_128
 from seldbench.features.mic import MicLogmelGCC, MicSalsaLite, mic_logmel_gcc, mic_salsa_lite
-from seldbench.features.stereo import (StereoLogmelIldIpd, stereo_logmel_ild_ipd,
+from seldbench.features.stereo import (StereoLogmelIldIpd, stereo_logmel, stereo_logmel_ild_ipd,
                                        stereo_logmel_ild_ipd_ms)
 from seldbench.features.stft import FeatureModule, MultichannelSTFT, mel_filterbank, power_to_db
 
@@ -24,6 +24,7 @@ __all__ = [
     "mic_salsa_lite",
     "power_to_db",
     "StereoLogmelIldIpd",
+    "stereo_logmel",
     "stereo_logmel_ild_ipd",
     "stereo_logmel_ild_ipd_ms",
 ]

@@ -52,6 +52,7 @@ MIC_FEATURES = ("mic_logmel_gcc",)
 #: Stereo feature sets -> (channel sources, signs) of the left-right mirror: left and right
 #: log-mel swap, the level difference and the sine of the phase difference change sign.
 STEREO_MIRRORS = {
+    "stereo_logmel": ([1, 0], [1, 1]),
     "stereo_logmel_ild_ipd": ([1, 0, 2, 3, 4], [1, 1, -1, 1, -1]),
     "stereo_logmel_ild_ipd_ms": ([1, 0, 2, 3, 4, 5, 6], [1, 1, 1, 1, -1, 1, -1]),
 }
