@@ -92,3 +92,20 @@ def test_a_distance_run_records_dcase2024_figures(name, synth_env, tmp_path):
             for p in sorted((run_dir / "predictions" / "dcase2024").glob("*.csv"))]
     rows = np.concatenate([r for r in rows if r.size])
     assert rows.shape[1] == 7 and np.all(rows[:, 6] >= 0) and np.any(rows[:, 6] > 0)
+
+
+def test_distance_on_a_dataset_without_distance_labels_is_refused_before_any_data(tmp_path):
+    from dataset_trees import make_tau_tree
+
+    from seldbench.errors import SeldbenchError
+    from seldbench.training.run import run
+
+    root = make_tau_tree(tmp_path / "tau")
+    cache = tmp_path / "cache"
+    with pytest.raises(SeldbenchError, match=r"^model 'crnn' predicts distance \(model.with_"
+                       r"distance\), but dataset 'tau-nigens-2021' has no distance labels "
+                       r"\(5-column metadata\): set model.with_distance=false$"):
+        run("crnn", "tau-nigens-2021", config_file=str(EXPERIMENTS / "crnn-distance.yaml"),
+            overrides=[f"dataset.root={root}", f"features.cache_dir={cache}"],
+            out=str(tmp_path / "runs"), progress=False, log=lambda m: None)
+    assert not cache.exists()  # no feature was computed
