@@ -21,7 +21,22 @@ SMALL = {
     "crati": {"embed_dim": 32},
 }
 FRAMES = 20  # label frames per test chunk (2 s)
-CASES = [(m, f) for m in REG.list("model") for f in REG.get_model(m).features]
+
+
+def _has_distance_option(spec) -> bool:
+    """Whether the model's default YAML offers ``model.with_distance`` (the FOA/MIC formats'
+    distance output; the stereo format always carries distance)."""
+    from seldbench.config import load_yaml
+
+    return spec.config is not None and \
+        "with_distance" in (load_yaml(spec.config)[0].get("model") or {})
+
+
+#: (model, feature set, with_distance): every model with every feature set it accepts, and again
+#: with ``model.with_distance: true`` on the FOA/MIC sets where the model offers it
+CASES = [(m, f, False) for m in REG.list("model") for f in REG.get_model(m).features] + \
+    [(m, f, True) for m in REG.list("model") if _has_distance_option(REG.get_model(m))
+     for f in REG.get_model(m).features if REG.get_feature(f).audio_format != "stereo"]
 
 
 def _csv(path, rows):
@@ -60,8 +75,9 @@ def _declared_width(output, classes, with_distance):
     return 3 * v * classes if output == "multi_accdoa" else 3 * (classes + 3 + with_distance)
 
 
-@pytest.mark.parametrize("model_name,feature_name", CASES)
-def test_model_honours_the_contract(model_name, feature_name, dataset, reference,
+@pytest.mark.parametrize("model_name,feature_name,distance", CASES,
+                         ids=[f"{m}-{f}" + ("-distance" if d else "") for m, f, d in CASES])
+def test_model_honours_the_contract(model_name, feature_name, distance, dataset, reference,
                                     stereo_reference, tmp_path, one_torch_thread):
     from seldbench.data.labels import read_metadata
     from seldbench.metrics.csvio import as_layout, write_dcase_csv
@@ -73,10 +89,12 @@ def test_model_honours_the_contract(model_name, feature_name, dataset, reference
     spec, feature = REG.get_model(model_name), REG.get_feature(feature_name)
     if feature.audio_format == "stereo":  # stereo features: the DCASE 2025 set and labels
         dataset, reference = REG.get_dataset("stereo-seld"), stereo_reference
-    cfg = SMALL.get(model_name, {})
+    cfg = {**SMALL.get(model_name, {}), **({"with_distance": True} if distance else {})}
     torch.manual_seed(0)
     model = spec.build(cfg, dataset, feature)
     output, with_distance = model_output(model, spec)
+    if distance:
+        assert with_distance, f"model.with_distance: true, but {model_name} says no distance"
     C = len(dataset.classes)
 
     x = torch.randn(2, feature.channels, FRAMES * feature.frames_per_label, feature.bins)
@@ -124,6 +142,35 @@ def test_model_honours_the_contract(model_name, feature_name, dataset, reference
     assert len(back.frame) == len(decoded.frame)
     if len(back.frame):
         assert back.frame.max() < FRAMES and back.cls.max() < C
+    if distance:
+        _distance_rows_are_scored(y[0].numpy(), output, feature, dataset, reference, tmp_path)
+
+
+def _distance_rows_are_scored(raw, output, feature, dataset, reference, tmp_path):
+    """A distance output's decoded rows carry non-negative metres, and a run scores them with
+    every suite of the dataset, the distance suites (dcase2024) included."""
+    from seldbench.specs import ClipFiles
+    from seldbench.training.predict import Predictor
+    from seldbench.training.run import score_predictions
+
+    C = len(dataset.classes)
+    # a near-zero threshold: rows from an untrained model, so that there is a distance to read
+    decoded = Predictor(output, C, FRAMES, feature.frames_per_label, True, "cpu",
+                        {"threshold": 1e-3, "unify_deg": 15.0}).decode(raw)
+    assert len(decoded.frame) and decoded.distance is not None
+    assert np.all(decoded.distance >= 0) and np.any(decoded.distance > 0)
+    clip = ClipFiles(stem="clip", audio={}, metadata=reference)
+    results = score_predictions(REG, dataset.metric_suites, dataset, [clip], [decoded],
+                                tmp_path / "run", True, jackknife=False)
+    suites = [s for s in dataset.metric_suites
+              if REG.get_metric_suite(s).build(C).needs_distance]
+    assert suites, f"dataset {dataset.name} has no distance suite to check"
+    for name in suites:
+        assert "figures" in results[name], results[name]
+        scorer = REG.get_metric_suite(name).build(C)
+        back = scorer.read_prediction(tmp_path / "run" / "predictions" / name / "clip.csv")
+        assert back.distance is not None
+        np.testing.assert_allclose(np.sort(back.distance), np.sort(decoded.distance), atol=1e-4)
 
 
 #: the layouts of `write_random_set`'s files, by side

@@ -249,6 +249,7 @@ def seldbench_register_models():
                          "configs/experiments/crati-einv2-cpu.yaml",
             config=Path(__file__).with_name("crati.yaml"),
             # added in 0.1 after its first recorded runs; these values are the model before them
+            # (not with_distance: a key from the start, hashed in every record)
             neutral_keys={"image.finetune_blocks": 0, "fuse_into": "all"},
             description="contrastive audio-image-text SELD: CRNN trunk, cross-attention to "
                         "frozen timm image tokens, InfoNCE with frozen text/image embeddings"),

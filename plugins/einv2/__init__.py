@@ -101,7 +101,9 @@ def seldbench_register_models():
                       "stereo_logmel_ild_ipd_ms", "stereo_logmel_ild_ipd"),
             output="track_wise", loss=None,  # None: the core loss of the output format
             config=Path(__file__).with_name("einv2.yaml"),
-            neutral_keys={"output": None},  # added with the stereo head; null keeps FOA/MIC
+            # output: added with the stereo head; null keeps FOA/MIC. Not with_distance: it has
+            # been a key since 1.0, so the records hash it and listing it would change theirs
+            neutral_keys={"output": None},
             description="EINV2: SED and DOA CNN branches with cross-stitch, 3 tracks of "
                         "per-track Conformers, track-wise output, PIT loss (~85 M parameters); "
                         "multi_accdoa_stereo on stereo features"),

@@ -177,6 +177,18 @@ def assemble(plan: RunPlan, device) -> Assembled:
     return Assembled(model, output, with_distance, predictor)
 
 
+def check_distance_labels(plan: RunPlan, assembled: Assembled) -> None:
+    """A model that predicts distance trains on distance labels: on a dataset whose metadata
+    has none (5 columns, TAU-NIGENS 2021) that is one error naming the key, before any data is
+    read, instead of a failure on the first label file after the features were computed."""
+    if assembled.with_distance and plan.dataset.metadata_format == "dcase" \
+            and plan.dataset.metadata_columns < 6:
+        raise SeldbenchError(f"model '{plan.model.name}' predicts distance (model.with_distance"
+                             f"), but dataset '{plan.dataset.name}' has no distance labels "
+                             f"({plan.dataset.metadata_columns}-column metadata): set "
+                             f"model.with_distance=false")
+
+
 def output_width(output: str, classes: int, with_distance: bool) -> int:
     """Values per label frame that an output format carries for ``classes`` classes."""
     from seldbench.training.losses import (multi_accdoa_output_size, stereo_output_size,

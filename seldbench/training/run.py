@@ -103,7 +103,7 @@ def run(model: str, dataset: str, config_file: str | None = None,
     ``layers``: config mappings merged after ``config_file`` (see :func:`rerun`)."""
     from seldbench.results.records import data_identity
     from seldbench.training.augment import check_augment
-    from seldbench.training.plan import assemble
+    from seldbench.training.plan import assemble, check_distance_labels
 
     reg = get_registry()
     plan = plan_run(model, dataset, config_file, overrides, seed, out, reg, layers)
@@ -117,6 +117,7 @@ def run(model: str, dataset: str, config_file: str | None = None,
             ensure_dir(plan.run_base.parent, plan.run_base)
         device = _set_up(plan, dist)
         built = assemble(plan, device)  # a bad model key fails here, before any data is read
+        check_distance_labels(plan, built)
         check_augment(plan.cfg["train"]["augment"], plan.feature.name, plan.feature.channels,
                       plan.feature.bins, plan.model.side_inputs is not None)
         clips = _list_clips(plan, dist, log)
