@@ -73,6 +73,20 @@ def test_grid_file_entries_seeds_resources_and_overrides(tmp_path):
     assert b.overrides == ("train.epochs=1", "train.batch_size=2")
 
 
+def test_a_relative_init_from_in_a_grid_is_relative_to_the_grid_file(tmp_path, monkeypatch):
+    from seldbench.grid.spec import load_grid
+
+    (tmp_path / "grids").mkdir()
+    grid = _write(tmp_path / "grids" / "g.yaml", (
+        "datasets: [synth]\nset: [train.init_from=../runs/a]\nentries:\n"
+        "  - model: crnn\n    set: [train.init_from=null]\n  - model: crnn\n"
+        "    set: [train.init_from=/abs/b, train.epochs=2]\n"))
+    monkeypatch.chdir(tmp_path / "grids")  # wherever the grid is run from
+    first, second = load_grid(grid).entries
+    assert first.overrides == (f"train.init_from={tmp_path / 'runs' / 'a'}", "train.init_from=null")
+    assert second.overrides[1:] == ("train.init_from=/abs/b", "train.epochs=2")
+
+
 def test_cells_are_planned_like_seldbench_run_and_a_bad_key_fails_only_its_cells(tmp_path):
     """A cell's run folder and config hash are those of the same `seldbench run`; a cell
     whose config does not resolve is invalid with its one-line error (its entry's line)."""

@@ -18,6 +18,8 @@ naming the file, the line and the closest known key; a bad value names the file,
         config: ../configs/experiments/crati-einv2-cpu.yaml   # relative to this file
         set: [model.video_dropout=0.5]
         seeds: [0]
+      - model: crnn
+        set: [train.max_clips=10, train.init_from=runs/synth/crnn/RUN]  # relative to this file
 """
 from __future__ import annotations
 
@@ -117,6 +119,23 @@ def memory_gib(text) -> float | None:
     return float(number) * scale
 
 
+#: override keys whose value is an input path: a relative one is relative to the grid file
+PATH_KEYS = ("train.init_from",)
+
+
+def _anchor_paths(overrides, base: Path) -> list[str]:
+    """``overrides`` with the relative paths of :data:`PATH_KEYS` made absolute from ``base``
+    (the grid file's folder), as its ``config:`` paths are: a grid runs from any folder."""
+    out = []
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        if (sep and key.strip() in PATH_KEYS and value.strip().lower() not in ("", "null", "none")
+                and not Path(value).expanduser().is_absolute()):
+            item = f"{key}={(base / value).resolve()}"
+        out.append(item)
+    return out
+
+
 def load_grid(path: str | Path) -> Grid:
     """Read and check a grid file; every problem is one :class:`SeldbenchError` naming the
     file, the line and the key."""
@@ -155,8 +174,8 @@ def load_grid(path: str | Path) -> Grid:
                                      "file)")
         recipe = [f"output.recipe={entry['recipe']}"] if entry["recipe"] else []
         seeds = entry["seeds"] if entry["seeds"] is not None else grid["seeds"]
-        entries.append(Entry(entry["model"], config,
-                             (*grid["set"], *entry["set"], *recipe), tuple(seeds), where))
+        overrides = _anchor_paths([*grid["set"], *entry["set"]], path.parent)
+        entries.append(Entry(entry["model"], config, (*overrides, *recipe), tuple(seeds), where))
     res = grid["resources"]
     return Grid(path=path, datasets=tuple(grid["datasets"]), entries=tuple(entries),
                 resources=Resources(float(res["cpus"]), float(res["gpus"]),
