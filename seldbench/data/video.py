@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seldbench.data.labels import LABEL_HOP_S
 from seldbench.errors import SeldbenchError
 from seldbench.io import cached_npy, source_signature
 from seldbench.specs import ClipFiles
@@ -25,7 +26,6 @@ from seldbench.specs import ClipFiles
 CACHE_VERSION = 1
 DEFAULT_WIDTH = 224
 DEFAULT_HEIGHT = 112
-LABEL_HOP_S = 0.1
 
 
 def _one_line(exc: BaseException) -> str:
