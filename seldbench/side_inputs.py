@@ -11,7 +11,8 @@ them the same way:
 - :func:`collect`: what the core calls for every split; it drops the streams the spec declares
   as training signals (``ModelSpec.training_streams``) outside the train split, so
   validation, test and ``seldbench predict`` see only what a user has, and checks every stream
-  has one row per label frame.
+  has one row per label frame; a run draws the same random numbers after it whether the
+  cache was empty or filled (its ``same_draws``).
 """
 from __future__ import annotations
 
@@ -28,7 +29,12 @@ from seldbench.io import cached_npy, source_signature
 
 
 class SideInputCache:
-    """Per-clip encoder outputs under ``cache_dir/<namespace>/<stream>/<stem>-<key>.npy``."""
+    """Per-clip encoder outputs under ``cache_dir/<namespace>/<stream>/<stem>-<key>.npy``.
+
+    ``computed`` counts the entries computed (not read back) by every cache of this process:
+    :func:`collect` reads it to tell whether a model's side inputs were all cached."""
+
+    computed = 0
 
     def __init__(self, cache_dir: str | os.PathLike, namespace: str) -> None:
         self.dir = Path(cache_dir).expanduser() / namespace
@@ -41,7 +47,12 @@ class SideInputCache:
         if not source.is_file():
             raise SeldbenchError(f"{source}: no such file (side input '{stream}' of {stem})")
         key = {**settings, **source_signature(source), "frames": int(frames)}
-        out = cached_npy(self.dir / stream, stem, key, compute, mmap=False)
+
+        def count():
+            SideInputCache.computed += 1
+            return compute()
+
+        out = cached_npy(self.dir / stream, stem, key, count, mmap=False)
         if len(out) != int(frames):
             raise SeldbenchError(f"{source}: side input '{stream}' has {len(out)} frames, "
                                  f"the clip {frames}")
@@ -67,12 +78,21 @@ def fill_missing(streams: dict[str, dict[str, np.ndarray]], frames: Mapping[str,
 
 def collect(spec, cfg: Mapping, dataset, clips: Sequence, frames: Mapping[str, int], *,
             training: bool, cache_dir: Path, device: Any, progress: str = "",
-            log: Callable[[str], None] | None = None) -> dict[str, dict[str, np.ndarray]]:
+            log: Callable[[str], None] | None = None, same_draws: bool = True
+            ) -> dict[str, dict[str, np.ndarray]]:
     """The side streams of ``clips`` from ``spec.side_inputs`` (``{stem: {name: array}}``):
     training-only streams removed unless ``training``; every stream checked to hold one row
     per label frame of its clip. ``progress``: a label (e.g. the split) for a line on stderr
     before and after (encoders are slow on first use; one call, so a plugin loads them once),
-    written by ``log`` (default: stderr); empty: silent."""
+    written by ``log`` (default: stderr); empty: silent.
+
+    ``same_draws``: the global random streams (Python, numpy, torch on the CPU and on a CUDA
+    ``device``) are left as a call whose clips were all cached leaves them, whatever the cache
+    held: where a clip was computed, they are put back and the cache is read again. Building an
+    encoder draws from them (timm initialises weights before loading the checkpoint), so
+    without this a run would train on other draws with an empty cache than with a filled one.
+    False (filling the cache only, ``seldbench cache``): one pass, the streams as it leaves
+    them."""
     import time
 
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -80,8 +100,15 @@ def collect(spec, cfg: Mapping, dataset, clips: Sequence, frames: Mapping[str, i
     if progress:
         say(f"side inputs of {spec.name}, {progress}: {len(clips)} clips (encoded once, then "
             f"read from {cache_dir})")
-    out = spec.side_inputs(cfg, dataset, clips, frames, training=training,
-                           cache_dir=cache_dir, device=device)
+
+    def call():
+        return spec.side_inputs(cfg, dataset, clips, frames, training=training,
+                                cache_dir=cache_dir, device=device)
+
+    if same_draws:
+        out = _as_if_cached(call, device)
+    else:
+        out = call()
     if progress:
         say(f"side inputs of {spec.name}, {progress}: done in {time.perf_counter() - t0:.1f} s")
     drop = () if training else tuple(spec.training_streams)
@@ -98,3 +125,24 @@ def collect(spec, cfg: Mapping, dataset, clips: Sequence, frames: Mapping[str, i
                                      f"has {len(v)} frames, its features {frames[clip.stem]}")
         result[clip.stem] = kept
     return result
+
+
+def _as_if_cached(call: Callable[[], Any], device: Any) -> Any:
+    """``call()`` leaving the global random streams as it leaves them when every entry it reads
+    from a :class:`SideInputCache` is there: when it computed one, once more on the filled
+    cache, from the streams as they were before (the draws of encoding are undone; those of a
+    call on a full cache are kept, so runs recorded on filled caches repeat exactly)."""
+    import torch
+
+    from seldbench.rng import rng_state, set_rng_state
+
+    device = torch.device(device)
+    gpus = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    before, computed = rng_state(cuda=gpus), SideInputCache.computed
+    out = call()
+    if SideInputCache.computed != computed:
+        del out  # one copy of the streams at a time
+        set_rng_state(before)
+        out = call()
+    return out

@@ -115,7 +115,9 @@ class ModelSpec:
     the features and calls ``model(features, **streams)``. ``training`` is True for the train
     split only; the streams named in ``training_streams`` (text from the annotations) are
     dropped by the core elsewhere, so validation, test and ``seldbench predict`` see what a user
-    has (:func:`seldbench.side_inputs.collect`).
+    has (:func:`seldbench.side_inputs.collect`). Cache what encoders compute through
+    :class:`seldbench.side_inputs.SideInputCache`: the core then makes a run draw the same
+    random numbers whether the cache was empty or filled.
     In ``eval()`` mode the model returns the SELD output tensor; in ``train()`` mode it may
     return anything its ``loss`` accepts (e.g. a dict with embeddings for contrastive terms).
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = {"seldbench.api", "seldbench.hookspecs", "seldbench.specs"}
 #: core modules by layer, lowest first: a module imports from its own layer or lower ones
 LAYERS = [
-    {"errors", "io", "progress"},
+    {"errors", "io", "progress", "rng"},
     {"specs", "hookspecs", "config", "model_config"},
     {"registry"},
     {"metrics"},

@@ -72,3 +72,56 @@ def test_trackwise_output_is_decoded_per_track():
     p = Predictor("track_wise", C, 10, 5, False, torch.device("cpu"), {})
     table = p.decode(raw.reshape(3, -1))
     assert len(table) == 1 and int(table.frame[0]) == 1 and int(table.cls[0]) == 1
+
+
+def _drawing_model():
+    """A side-input model drawing like CRATI: building its encoder draws from every global
+    stream, on each cache miss and, on the train split, once whatever the cache holds."""
+    import random
+    from types import SimpleNamespace
+
+    from seldbench.side_inputs import SideInputCache
+
+    def build_encoder():
+        random.random(), np.random.rand(), torch.rand(3)
+
+    def side_inputs(cfg, dataset, clips, frames, *, training, cache_dir, device):
+        cache = SideInputCache(cache_dir, "drawing")
+        if training:
+            build_encoder()  # e.g. CRATI's token grid, read on every training run
+
+        def encode(stem):
+            build_encoder()
+            return np.full((frames[stem], 2), 7.0, np.float32)
+
+        return {c.stem: {"emb": cache.get("emb", c.stem, c.video, {}, frames[c.stem],
+                                          lambda s=c.stem: encode(s))} for c in clips}
+
+    return SimpleNamespace(name="drawing", side_inputs=side_inputs, training_streams=())
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_collect_draws_the_same_with_an_empty_or_a_filled_cache(tmp_path, training):
+    import random
+
+    from seldbench.side_inputs import collect
+
+    spec = _drawing_model()
+    clips = []
+    for i in range(2):
+        (tmp_path / f"c{i}.mp4").write_bytes(b"video %d" % i)
+        clips.append(ClipFiles(f"c{i}", {}, None, tmp_path / f"c{i}.mp4"))
+    frames = {"c0": 4, "c1": 6}
+
+    def after(cache, same_draws=True):
+        random.seed(1), np.random.seed(1), torch.manual_seed(1)
+        out = collect(spec, {}, None, clips, frames, training=training, cache_dir=cache,
+                      device="cpu", same_draws=same_draws)
+        assert out["c1"]["emb"].shape == (6, 2) and (out["c0"]["emb"] == 7).all()
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    empty = after(tmp_path / "a")
+    assert after(tmp_path / "a") == empty  # the cache now filled: the same draws
+    # ... which are those of a call on a full cache (here filled without the guard)
+    unguarded = after(tmp_path / "b", same_draws=False)
+    assert unguarded != empty and after(tmp_path / "b", same_draws=False) == empty

@@ -25,6 +25,7 @@ import torch
 from seldbench.config import OPTIMIZERS
 from seldbench.errors import SeldbenchError
 from seldbench.io import atomic_open
+from seldbench.rng import rng_state, set_rng_state
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -126,26 +127,6 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu",
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:
     return " ".join(str(exc).split())[:limit]
-
-
-def _rng_state() -> dict:
-    """Every RNG state in types :func:`load_checkpoint` accepts (numpy's key array as a
-    list, the rest as torch gives it)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": random.getstate(),
-            "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def _set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _plain(obj):
@@ -270,7 +251,7 @@ class Trainer:
         return {"epoch": epoch, "model": self.module.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
                 "history": _plain(self.history.__dict__),
-                "rng": _rng_state(), "loader_rng": gen.get_state() if gen is not None else None,
+                "rng": rng_state(), "loader_rng": gen.get_state() if gen is not None else None,
                 "augment": self.augment.state_dict() if self.augment is not None else None}
 
     def _loader_generator(self) -> torch.Generator | None:
@@ -292,7 +273,7 @@ class Trainer:
             self.sched.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.history = History(**state["history"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         if state["loader_rng"] is not None and self._loader_generator() is not None:
             self._loader_generator().set_state(state["loader_rng"])
         if self.augment is not None:

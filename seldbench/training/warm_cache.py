@@ -95,4 +95,4 @@ def _side_inputs_of_clip(model: str, dataset: str, model_cfg: dict, split: str, 
     reg = get_registry()
     collect(reg.get_model(model), model_cfg, reg.get_dataset(dataset), [clip],
             {clip.stem: frames}, training=split == "train", cache_dir=Path(cache_dir),
-            device=device)
+            device=device, same_draws=False)  # filling only: no second pass
