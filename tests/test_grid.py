@@ -266,6 +266,23 @@ def test_committed_grids_reproduce_every_committed_record():
     assert hashes == PREDATE_KEYS, sorted(map(str, orphans))
 
 
+def test_every_grid_under_configs_plans_every_cell(tmp_path):
+    """The grids not yet run (configs/grids/) parse and plan every cell as `seldbench run`
+    would: no cell invalid (a config that does not fit its dataset, a missing file), every
+    entry a configuration of its own."""
+    from seldbench.grid import load_cells
+
+    grids = sorted((ROOT / "configs" / "grids").glob("*.yaml"))
+    assert {"augment", "stereo"} <= {p.stem for p in grids}
+    for path in grids:
+        grid, cells = load_cells(path, str(tmp_path))
+        assert not grid.board, path
+        assert [c.error for c in cells if c.error] == [], path
+        assert len(cells) == sum(len(e.seeds) for e in grid.entries) * len(grid.datasets), path
+        configs = {(c.model, c.config_hash, c.recipe) for c in cells}
+        assert len(configs) == len(grid.entries) * len(grid.datasets), path
+
+
 def test_compare_grid_gives_the_committed_ablation_tables():
     from click.testing import CliRunner
 
