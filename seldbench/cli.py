@@ -435,6 +435,12 @@ def grid_run(grid_file, backend, address, max_concurrent, retries, dry_run, out)
         _, cells = load_cells(grid_file, out)
         click.echo(format_rows(status_rows(cells, epochs=False)), nl=False)
         return
+    import signal
+
+    def _terminate(signum, frame):  # kill / a scheduler's stop: cancel the cells like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     summary = run_grid_file(grid_file, backend, address, max_concurrent, retries, out,
                             echo=lambda m: click.echo(m, err=True))
     ran = len(summary.done) - len(summary.skipped)

@@ -443,6 +443,36 @@ def test_the_same_grid_through_local_processes(synth_env):
     assert r.stdout.startswith(f"{grid}: 2/2 cells done (0 now, 2 before)")
 
 
+def test_a_terminated_local_grid_stops_its_cells(synth_env):
+    """SIGTERM to `grid run --backend local` (kill, a job scheduler) ends the cells it
+    started: no run goes on training without its driver."""
+    grid = _grid(synth_env, "gterm", 1000, "  - model: crnn\n", seeds="[0]")
+    lock_dir = synth_env / "gterm" / "synth-mini" / "crnn"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    driver = subprocess.Popen([sys.executable, "-m", "seldbench.cli", "grid", "run", str(grid),
+                               "--backend", "local"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    locks = []
+    while not locks and time.monotonic() < deadline and driver.poll() is None:
+        locks = list(lock_dir.glob("*/last.pt"))  # training is under way
+        time.sleep(0.2)
+    assert locks, "the cell never reached its first checkpoint"
+    pid = int((locks[0].parent / ".lock").read_text())
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(60) != 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"the cell's process {pid} outlived its driver")
+
+
 def test_a_dead_ray_address_is_one_error_at_once():
     from seldbench.grid.ray_backend import RayBackend
 
