@@ -100,15 +100,11 @@ def run_grid_file(path: str | os.PathLike, backend: str = "ray", address: str | 
     grid, cells = load_cells(path, out)
     if backend == "slurm-local" and max_concurrent is None:  # local processes: the cores
         max_concurrent = max(1, int((os.cpu_count() or 1) // max(grid.resources.cpus, 1)))
-    if backend == "local" and max_concurrent is None:  # the cores (and GPUs) the cells ask for
-        from seldbench.grid.local_backend import local_slots
-
-        max_concurrent = local_slots(grid.resources)
     todo = [c for c in cells if cell_state(c).kind not in ("done", "invalid")]
     engine = make_backend(backend, grid, cells, address, max_concurrent) if todo else None
     if engine is not None and engine.name in ("ray", "local"):
         echo(f"[grid] {engine.describe()}")
-        # as many at once as fit now, so that "running" means running, not queued in Ray
+        # as many at once as fit now, so that "running" means running, not queued
         max_concurrent = max_concurrent or engine.slots(grid.resources)
     try:
         return run_grid(cells, engine, grid.name, retries, max_concurrent, echo)

@@ -53,13 +53,12 @@ def gpu_count() -> int:
 
 
 def local_slots(resources, cpus: int | None = None, gpus: int | None = None) -> int:
-    """How many cells of ``resources`` this machine runs at once: its cores over the cell's
-    ``cpus``, and its GPUs over the cell's ``gpus`` when the cell asks for some."""
+    """How many cells of ``resources`` this machine (or ``cpus`` cores and ``gpus`` GPUs) runs
+    at once."""
     cpus = (os.cpu_count() or 1) if cpus is None else cpus
-    fits = [cpus / max(resources.cpus, 1e-9)]
-    if resources.gpus:
-        fits.append((gpu_count() if gpus is None else gpus) / resources.gpus)
-    return max(1, int(min(fits) + 1e-9))
+    if gpus is None:
+        gpus = gpu_count() if resources.gpus else 0  # torch imported only for GPU cells
+    return resources.fit(cpus, gpus)
 
 
 class LocalBackend(Backend):

@@ -69,12 +69,7 @@ class RayBackend(Backend):
     def slots(self, r) -> int:
         """How many cells of resources ``r`` the cluster runs at once now."""
         res = self.ray.cluster_resources()
-        fits = [res.get("CPU", 0) / r.cpus]
-        if r.gpus:
-            fits.append(res.get("GPU", 0) / r.gpus)
-        if r.memory_gib:
-            fits.append(res.get("memory", 0) / (r.memory_gib * 2**30))
-        return max(1, int(min(fits) + 1e-9))
+        return r.fit(res.get("CPU", 0), res.get("GPU", 0), res.get("memory", 0))
 
     def check(self, cells: Sequence[Cell]) -> None:
         """A cell asking for more than the whole cluster has would wait for ever: refuse it."""

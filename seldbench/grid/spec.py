@@ -83,6 +83,16 @@ class Resources:
     gpus: float = 0.0
     memory_gib: float | None = None
 
+    def fit(self, cpus: float, gpus: float, memory_bytes: float | None = None) -> int:
+        """How many such cells run at once on ``cpus`` cores, ``gpus`` GPUs and (when the
+        cell reserves memory) ``memory_bytes``: at least one."""
+        fits = [cpus / self.cpus]
+        if self.gpus:
+            fits.append(gpus / self.gpus)
+        if self.memory_gib and memory_bytes is not None:
+            fits.append(memory_bytes / (self.memory_gib * 2**30))
+        return max(1, int(min(fits) + 1e-9))
+
 
 @dataclass(frozen=True)
 class Entry:
