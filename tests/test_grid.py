@@ -203,6 +203,17 @@ def test_max_concurrent_bounds_the_jobs_in_flight(tmp_path):
     assert max(len(inflight) for _, _, inflight in backend.calls) <= 1  # + the new one = 2
 
 
+def test_with_one_slot_a_ready_cell_runs_before_the_next_cache_is_warmed(tmp_path):
+    from seldbench.grid.driver import run_grid
+
+    backend = FakeBackend()
+    run_grid(_cells(tmp_path), backend, "g", max_concurrent=1, echo=lambda m: None)
+    # crnn's results come before einv2's cache (an hour of image tokens, say) is built
+    assert [(k, n) for k, n, _ in backend.calls] == [
+        ("warm", "crnn-s0"), ("cell", "crnn-s0"), ("cell", "crnn-s1"),
+        ("warm", "einv2-s0"), ("cell", "einv2-s0"), ("cell", "einv2-s1")]
+
+
 def test_ray_backend_refuses_resources_the_cluster_cannot_give():
     """A cell asking for a GPU on a cluster without one would wait for ever."""
     from seldbench.grid.ray_backend import RayBackend

@@ -3,7 +3,7 @@
 The driver is the same for every backend (:class:`Backend`: Ray, Slurm through submitit):
 cells already done are skipped; the cache of each (dataset, feature config, side inputs) is
 warmed by one job before the cells that read it start, one warm job per dataset at a time (two
-would prepare the same data at once); a cell whose worker dies (killed, node lost) is submitted
+would prepare the same data at once), and a free slot goes to a ready cell before a warm job; a cell whose worker dies (killed, node lost) is submitted
 again, up to ``retries`` times, and resumes from its last checkpoint; a cell that fails (a bad key,
 a missing dataset, divergence) is reported with its one-line error while the others go on.
 What happened to each cell is kept in ``<runs>/.grid/<grid name>.json`` for ``grid status``.
@@ -164,6 +164,11 @@ def run_grid(cells: Sequence[Cell], backend: Backend, grid_name: str, retries: i
 
     try:
         while warm_queue or ready or inflight:
+            # cells whose cache is warm go first: with few slots, warming every cache before
+            # any cell would delay every result by the sum of all the warm-ups
+            n = capacity()
+            start("cell", None, ready[:n])
+            del ready[:n]
             busy = {c.dataset for kind, _, c in inflight.values() if kind == "warm"}
             for key in list(warm_queue):
                 head = waiting[key][0]
@@ -172,9 +177,6 @@ def run_grid(cells: Sequence[Cell], backend: Backend, grid_name: str, retries: i
                     busy.add(head.dataset)
                     progress.cell(head, f"caching what {len(waiting[key])} cell(s) read")
                     start("warm", key, [head])
-            n = capacity()
-            start("cell", None, ready[:n])
-            del ready[:n]
             if not inflight:
                 continue
             for handle in backend.wait(list(inflight), poll_s):
