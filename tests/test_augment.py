@@ -340,7 +340,7 @@ def _source(tmp_path, net, classes_json=None):
     return InitSource(path, file_sha256(path), classes_json)
 
 
-def test_init_weights_load_strictly_and_a_head_is_reset_only_when_classes_differ(tmp_path):
+def test_init_weights_load_strictly_and_a_head_is_reset_only_when_the_output_differs(tmp_path):
     from seldbench.training.finetune import load_init
 
     src = _Net()
@@ -349,12 +349,22 @@ def test_init_weights_load_strictly_and_a_head_is_reset_only_when_classes_differ
     assert torch.equal(fresh.trunk.weight, src.trunk.weight)
     with pytest.raises(SeldbenchError, match=r"tensor 'head.weight' is \(9, 8\) in the "
                                              r"checkpoint, \(12, 8\) in this model .*class count "
-                                             "is the same"):
+                                             "and the distance output are the same"):
         load_init(_Net(4), _source(tmp_path, src, 4), 4)
     other = _Net(4)
     head = other.head.weight.clone()
     assert load_init(other, _source(tmp_path, src, 3), 4) == ["head.weight", "head.bias"]
     assert torch.equal(other.head.weight, head) and torch.equal(other.trunk.weight, src.trunk.weight)
+    # a direction-only source starting a distance model (the DCASE 2024 baseline's recipe): the
+    # head, whose width differs, starts fresh; without that reason it is still an error
+    from dataclasses import replace
+
+    dist = _Net(4)  # 3 tracks x 4 values for 3 classes: the width of _Net(4)'s head
+    plain = replace(_source(tmp_path, src, 3), with_distance=False)
+    assert load_init(dist, plain, 3, with_distance=True) == ["head.weight", "head.bias"]
+    assert torch.equal(dist.trunk.weight, src.trunk.weight)
+    with pytest.raises(SeldbenchError, match="class count and the distance output are the same"):
+        load_init(_Net(4), plain, 3, with_distance=False)
     wrong = torch.nn.Sequential(torch.nn.Linear(4, 8))
     with pytest.raises(SeldbenchError, match="'0.weight', '0.bias' missing, 'trunk.weight'"):
         load_init(wrong, _source(tmp_path, src, 3), 3)

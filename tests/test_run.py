@@ -320,6 +320,12 @@ def test_init_from_a_run_with_freeze_and_tensorboard(synth_env):
     events.Reload()
     assert {"train/loss", "train/lr", "val/SELD", "val/F"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("train/loss")] == [1]
+    # the DCASE 2024 baseline's recipe: a distance model started from a direction-only one;
+    # only the output layer (whose width differs) starts fresh, and 2024 figures are scored
+    dist = _run(synth_env, "runs_dist", overrides=[f"train.init_from={src_dir}",
+                                                   "model.with_distance=true", "train.epochs=1"])
+    assert dist["init"]["reinitialised"] == ["head.weight", "head.bias"]
+    assert "DistE" in dist["results"]["dcase2024"]["figures"]
     # a checkpoint of another model is one clear error, before any training
     r = CliRunner().invoke(main, ["run", "--model", "einv2", "--dataset", "synth-mini",
                                   "--init-from", str(src_dir / "best.pt"), "--out",

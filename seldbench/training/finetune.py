@@ -5,8 +5,10 @@ The source is a run folder (its ``best.pt``, checked against the SHA-256 in its
 ``record.json``) or a checkpoint file. Its SHA-256 goes into the config as
 ``train.init_sha256``, so the config hash (and the board row) names what a run was fine-tuned
 from, wherever the file lies. Weights load strictly: every tensor name must match, and every
-shape, except that when the source run's dataset has another number of classes the tensors
-whose shape differs (the output head) keep their fresh initialisation, and the run says which.
+shape, except that when the source run's output differs from this run's (another number of
+classes, or distance predicted by one and not the other, as when the DCASE 2024 baseline starts
+its distance model from a direction-only one) the tensors whose shape differs (the output head)
+keep their fresh initialisation, and the run says which.
 """
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ from seldbench.errors import SeldbenchError
 
 @dataclass(frozen=True)
 class InitSource:
-    """A checkpoint to start from: its file, SHA-256 and the class count it was trained for
-    (None when no run folder beside it says)."""
+    """A checkpoint to start from: its file, SHA-256, the class count it was trained for and
+    whether it predicts distance (each None when no run folder beside it says)."""
 
     path: Path
     sha256: str
     num_classes: int | None
+    with_distance: bool | None = None
 
 
 def locate_init(given: str, registry=None) -> InitSource:
@@ -48,7 +51,8 @@ def locate_init(given: str, registry=None) -> InitSource:
 
         check_sha256(ckpt, recorded)
     sha = recorded or file_sha256(ckpt)
-    return InitSource(ckpt.resolve(), sha, classes_of_run(ckpt.parent, registry))
+    return InitSource(ckpt.resolve(), sha, classes_of_run(ckpt.parent, registry),
+                      distance_of_run(ckpt.parent))
 
 
 def _json(path: Path) -> dict:
@@ -72,6 +76,27 @@ def classes_of_run(run_dir: Path, registry=None) -> int | None:
         return None
 
 
+def distance_of_run(run_dir: Path) -> bool | None:
+    """Whether the run that wrote a checkpoint predicts distance (``model.with_distance`` of its
+    ``config.json``; False when its model config has no such key)."""
+    model = _json(run_dir / "config.json").get("model")
+    if not isinstance(model, dict):
+        return None
+    return bool(model.get("with_distance", False))
+
+
+def head_change(source: InitSource, num_classes: int, with_distance: bool | None) -> str | None:
+    """Why this run's output head may differ from ``source``'s (None when it must not)."""
+    why = []
+    if source.num_classes is not None and source.num_classes != num_classes:
+        why.append(f"{source.num_classes} classes there, {num_classes} here")
+    if (source.with_distance is not None and with_distance is not None
+            and source.with_distance != bool(with_distance)):
+        why.append("distance predicted " + ("there, not here" if source.with_distance
+                                            else "here, not there"))
+    return "; ".join(why) or None
+
+
 def resolve_init(cfg: dict, registry=None) -> InitSource | None:
     """Fill ``train.init_sha256`` of a resolved config from ``train.init_from`` (an absolute
     checkpoint path afterwards); a given ``init_sha256`` must match the file."""
@@ -90,9 +115,11 @@ def resolve_init(cfg: dict, registry=None) -> InitSource | None:
     return source
 
 
-def load_init(model, source: InitSource, num_classes: int) -> list[str]:
+def load_init(model, source: InitSource, num_classes: int,
+              with_distance: bool | None = None) -> list[str]:
     """Load ``source``'s weights into ``model`` (checked as the module docstring says);
-    returns the names of the tensors left at their fresh initialisation."""
+    returns the names of the tensors left at their fresh initialisation. ``num_classes`` and
+    ``with_distance`` describe this run's output."""
     from seldbench.training.trainer import load_checkpoint
 
     state = load_checkpoint(source.path, "cpu", sha256=source.sha256)
@@ -107,9 +134,10 @@ def load_init(model, source: InitSource, num_classes: int) -> list[str]:
                              f"{_some(missing)} missing, {_some(unexpected)} unexpected "
                              "(another model or model config?)")
     differ = [k for k in own if tuple(weights[k].shape) != tuple(own[k].shape)]
-    if differ and (source.num_classes is None or source.num_classes == num_classes):
+    if differ and head_change(source, num_classes, with_distance) is None:
         k = differ[0]
-        why = ("the class count is the same" if source.num_classes is not None
+        why = ("the class count and the distance output are the same"
+               if source.num_classes is not None
                else "no run folder beside it gives its class count")
         raise SeldbenchError(f"{source.path}: tensor '{k}' is {tuple(weights[k].shape)} in the "
                              f"checkpoint, {tuple(own[k].shape)} in this model ({len(differ)} "
