@@ -430,3 +430,26 @@ def test_a_row_pooling_other_data_code_or_packages_is_flagged_on_the_row():
     assert "packages (torch 2.5.1: seeds 0 1; torch 9.9: seeds 2)" in to_markdown([t])
     (t,) = build_tables(same, split="test", suite="dcase2023")  # agreeing runs: no flag
     assert t.rows.loc[0, "pooled"] == "" and "pooled" not in to_markdown([t])
+
+
+def test_a_macro_le_with_unlocalised_classes_says_so_and_gives_the_le_over_the_others():
+    def rec(seed, les, suite="dcase2023", le=None):
+        cw = [{"class": c, "F": 0.0 if v == 180.0 else 0.5, "LE": v,
+               "LR": 0.0 if v == 180.0 else 0.7} for c, v in enumerate(les)]
+        res = result({"ER": 0.5, "F": 0.3, "LE": le if le is not None else sum(les) / len(les),
+                      "LR": 0.5, "SELD": 0.5})
+        res["classwise"] = cw
+        return make_record("A", seed, {suite: res})
+
+    # seed 0: classes 1 and 2 never localised (LE 180 each): LE 126.7 though the others are at
+    # 20 and 0 degrees; seed 1 localises every class
+    recs = [rec(0, [20.0, 180.0, 180.0]), rec(1, [10.0, 20.0, 30.0])]
+    (t,) = build_tables(recs, split="test", suite="dcase2023")
+    assert ("row 1: LE counts 180° for each class with no localised detection (2, 0 of 3 "
+            "classes, seeds 0, 1); over the classes it localises, LE 20.0°") in t.notes
+    # all localised, or an LE that is not the mean over classes (the micro 2021 suite): no note
+    (t,) = build_tables([rec(1, [10.0, 20.0, 30.0])], split="test", suite="dcase2023")
+    assert not [n for n in t.notes if "localised" in n]
+    (t,) = build_tables([rec(0, [20.0, 180.0, 180.0], "dcase2021", le=20.0)], split="test",
+                        suite="dcase2021")
+    assert not [n for n in t.notes if "localised" in n]

@@ -290,6 +290,7 @@ def _build_table(key: tuple, recs: list[dict], registry, dup_notes: list[str],
                        for h in rows["config_hash"]]
     else:
         notes += _config_notes(recs, row_of, registry)
+    notes += _unlocalised_notes(recs, row_of, suite)
     for _, r in rows.iterrows():
         if r["pooled"]:
             notes.append(f"row {r['rank']} pools runs made with different "
@@ -414,6 +415,38 @@ def _config_notes(recs: list[dict], row_of: dict[int, int], registry, most: int 
                  for k in diff[:most]]
         more = f" | and {len(diff) - most} more keys" if len(diff) > most else ""
         notes.append(f"{model} configurations differ in " + " | ".join(parts) + more)
+    return notes
+
+
+def _unlocalised_notes(recs: list[dict], row_of: dict[int, int], suite: str) -> list[str]:
+    """Rows whose LE is the mean of per-class LEs (the macro suites, 2022/2023) and has
+    classes with no localised detection, which count 180 degrees each: how many per seed, and
+    the LE over the classes that were localised (a reader would otherwise take an LE above
+    90 degrees for mirrored directions)."""
+    per_row: dict[int, list[tuple[int, int, int, float]]] = {}
+    for i, rec in enumerate(recs):
+        res = rec["results"][suite]
+        le, cw = res.get("figures", {}).get("LE"), res.get("classwise") or []
+        values = [c.get("LE") for c in cw]
+        if le is None or not values or any(v is None for v in values) \
+                or abs(float(np.mean(values)) - float(le)) > 1e-6:
+            continue  # not a mean over classes (micro LE, or no per-class figures)
+        missing = [c for c in cw if c["LE"] == 180.0 and not c.get("LR")]
+        kept = [c["LE"] for c in cw if c not in missing]
+        per_row.setdefault(row_of[i], []).append(
+            (rec["seed"], len(missing), len(cw), float(np.mean(kept)) if kept else math.nan))
+    notes = []
+    for row in sorted(per_row):
+        found = sorted(per_row[row])
+        if not any(n for _, n, _, _ in found):
+            continue
+        counts = ", ".join(str(n) for _, n, _, _ in found)
+        seeds = ", ".join(str(s) for s, *_ in found)
+        kept = [k for *_, k in found if not math.isnan(k)]
+        over = (f"; over the classes it localises, LE {np.mean(kept):.1f}°" if kept else "")
+        notes.append(f"row {row}: LE counts 180° for each class with no localised detection "
+                     f"({counts} of {found[0][2]} classes, seed{'s' if len(found) > 1 else ''} "
+                     f"{seeds}){over}")
     return notes
 
 
