@@ -1,5 +1,7 @@
 """train.augment: spatial transforms in the feature domain, SpecAugment masks, their seeding,
 config rules and hash; fine-tuning helpers (init weights, freeze)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -424,3 +426,16 @@ def test_a_train_slice_is_spread_over_the_split_and_the_same_for_every_seed():
                       "fold3_room2_mix004"]
     assert train_slice(clips, None) is clips and train_slice(clips, 50) is clips
     assert len(train_slice(clips, 1)) == 1 and len(train_slice(clips, 9)) == 9
+
+
+def test_a_committed_board_run_keeping_only_its_record_still_describes_its_output():
+    """The fine-tuning boards start from leaderboards/runs folders holding record.json and
+    best.pt only: the class count and the distance output come from the record's config."""
+    from seldbench.training.finetune import classes_of_run, distance_of_run, locate_init
+
+    run = Path(__file__).resolve().parent.parent / "leaderboards/runs/synth/crnn/" \
+        "crnn-synth-s0-8aefc4be-h200"
+    assert not (run / "config.json").exists()
+    assert classes_of_run(run) == 13 and distance_of_run(run) is False
+    source = locate_init(str(run))
+    assert (source.num_classes, source.with_distance) == (13, False)

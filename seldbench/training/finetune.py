@@ -63,9 +63,18 @@ def _json(path: Path) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
+def _run_config(run_dir: Path) -> dict:
+    """The resolved config of a run folder: its ``config.json``, else its record's copy (a
+    committed board run keeps only ``record.json`` and ``best.pt``)."""
+    config = _json(run_dir / "config.json")
+    if not config:
+        config = _json(run_dir / "record.json").get("config")
+    return config if isinstance(config, dict) else {}
+
+
 def classes_of_run(run_dir: Path, registry=None) -> int | None:
-    """The class count of the run that wrote a checkpoint, from its ``config.json``."""
-    name = (_json(run_dir / "config.json").get("dataset") or {}).get("name")
+    """The class count of the run that wrote a checkpoint, from its config."""
+    name = (_run_config(run_dir).get("dataset") or {}).get("name")
     if not isinstance(name, str):
         return None
     from seldbench.registry import get_registry
@@ -78,8 +87,8 @@ def classes_of_run(run_dir: Path, registry=None) -> int | None:
 
 def distance_of_run(run_dir: Path) -> bool | None:
     """Whether the run that wrote a checkpoint predicts distance (``model.with_distance`` of its
-    ``config.json``; False when its model config has no such key)."""
-    model = _json(run_dir / "config.json").get("model")
+    config; False when its model config has no such key)."""
+    model = _run_config(run_dir).get("model")
     if not isinstance(model, dict):
         return None
     return bool(model.get("with_distance", False))
