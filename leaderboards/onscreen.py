@@ -38,7 +38,7 @@ def with_onscreen(pred_dir: Path, out_dir: Path, rule: str, half_fov: float = 50
     return out_dir
 
 
-def test_references(run_dir: Path, tmp: Path) -> Path:
+def reference_folder(run_dir: Path, tmp: Path) -> Path:
     """A folder linking the reference CSVs of the run's test split (from its record)."""
     from seldbench.data.roots import resolve_root
     from seldbench.registry import get_registry
@@ -63,7 +63,7 @@ def compare_onscreen(run_dir: str | Path, half_fov: float = 50.0) -> dict[str, d
         raise SystemExit(f"{run_dir}: no predictions/dcase2025 (not a stereo run?)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        refs = test_references(run_dir, tmp)
+        refs = reference_folder(run_dir, tmp)
         folders = {"model": pred, "off": with_onscreen(pred, tmp / "off", "off"),
                    "azimuth": with_onscreen(pred, tmp / "azimuth", "azimuth", half_fov)}
         out = {}

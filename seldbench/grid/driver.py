@@ -3,9 +3,10 @@
 The driver is the same for every backend (:class:`Backend`: Ray, Slurm through submitit):
 cells already done are skipped; the cache of each (dataset, feature config, side inputs) is
 warmed by one job before the cells that read it start, one warm job per dataset at a time (two
-would prepare the same data at once), and a free slot goes to a ready cell before a warm job; a cell whose worker dies (killed, node lost) is submitted
-again, up to ``retries`` times, and resumes from its last checkpoint; a cell that fails (a bad key,
-a missing dataset, divergence) is reported with its one-line error while the others go on.
+would prepare the same data at once), and a free slot goes to a ready cell before a warm job; a
+cell whose worker dies (killed, node lost) is submitted again, up to ``retries`` times, and
+resumes from its last checkpoint; a cell that fails (a bad key, a missing dataset, divergence)
+is reported with its one-line error while the others go on.
 What happened to each cell is kept in ``<runs>/.grid/<grid name>.json`` for ``grid status``.
 """
 from __future__ import annotations

@@ -50,9 +50,14 @@ def locate_init(given: str, registry=None) -> InitSource:
         from seldbench.training.trainer import check_sha256
 
         check_sha256(ckpt, recorded)
-    sha = recorded or file_sha256(ckpt)
-    return InitSource(ckpt.resolve(), sha, classes_of_run(ckpt.parent, registry),
-                      distance_of_run(ckpt.parent))
+    return init_source(ckpt.resolve(), recorded or file_sha256(ckpt), registry)
+
+
+def init_source(ckpt: Path, sha256: str, registry=None) -> InitSource:
+    """The :class:`InitSource` of checkpoint ``ckpt``, its output described by the config of
+    the run folder holding it (read once)."""
+    config = _run_config(ckpt.parent)
+    return InitSource(ckpt, sha256, _classes(config, registry), _with_distance(config))
 
 
 def _json(path: Path) -> dict:
@@ -74,7 +79,17 @@ def _run_config(run_dir: Path) -> dict:
 
 def classes_of_run(run_dir: Path, registry=None) -> int | None:
     """The class count of the run that wrote a checkpoint, from its config."""
-    name = (_run_config(run_dir).get("dataset") or {}).get("name")
+    return _classes(_run_config(run_dir), registry)
+
+
+def distance_of_run(run_dir: Path) -> bool | None:
+    """Whether the run that wrote a checkpoint predicts distance (``model.with_distance`` of its
+    config; False when its model config has no such key)."""
+    return _with_distance(_run_config(run_dir))
+
+
+def _classes(config: dict, registry=None) -> int | None:
+    name = (config.get("dataset") or {}).get("name")
     if not isinstance(name, str):
         return None
     from seldbench.registry import get_registry
@@ -85,10 +100,8 @@ def classes_of_run(run_dir: Path, registry=None) -> int | None:
         return None
 
 
-def distance_of_run(run_dir: Path) -> bool | None:
-    """Whether the run that wrote a checkpoint predicts distance (``model.with_distance`` of its
-    config; False when its model config has no such key)."""
-    model = _run_config(run_dir).get("model")
+def _with_distance(config: dict) -> bool | None:
+    model = config.get("model")
     if not isinstance(model, dict):
         return None
     return bool(model.get("with_distance", False))

@@ -292,15 +292,13 @@ def _set_up(plan: RunPlan, dist: _Dist):
 def _init_weights(plan: RunPlan, built, log) -> dict | None:
     """``train.init_from`` weights loaded and ``train.freeze`` applied, before the optimiser
     is made; what the record keeps of it (None when neither is set)."""
-    from seldbench.training.finetune import (InitSource, classes_of_run, distance_of_run,
-                                             freeze, head_change, load_init)
+    from seldbench.training.finetune import freeze, head_change, init_source, load_init
 
     train = plan.cfg["train"]
     out = {}
     if train["init_from"] is not None:  # resolve_init filled in its SHA-256, checked on load
         path = Path(train["init_from"])
-        source = InitSource(path, train["init_sha256"], classes_of_run(path.parent),
-                            distance_of_run(path.parent))
+        source = init_source(path, train["init_sha256"])
         classes = len(plan.dataset.classes)
         fresh = load_init(built.model, source, classes, built.with_distance)
         out = {"from": str(path), "sha256": source.sha256, "reinitialised": fresh}
