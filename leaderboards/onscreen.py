@@ -10,7 +10,14 @@ need no video, scored on the same predictions (same detections, same matched pai
 Only the onscreen column changes, so F, DOAE, DistE and RDE are those of the run; F_onscreen and
 OnscreenAcc say whether the model's flags beat these guesses.
 
+``--video`` asks the same question of a model that reads video (crnn-av, CRATI) by predicting
+the test split again with the run's weights and other video: ``video`` (its own, as tested:
+reproduces the run's figures), ``none`` (no video: zeros and mask 0, what video dropout trains
+for) and ``other`` (each cut given the video of the cut half the split away, in name order).
+Every figure can move here, not only the onscreen ones.
+
     python leaderboards/onscreen.py runs/synth-stereo/crnn-av/*/        # one line per run, JSON
+    python leaderboards/onscreen.py --video runs/synth-stereo/crati/*/
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 FIGURES = ("F", "F_onscreen", "DOAE", "OnscreenAcc")
 
@@ -73,13 +82,79 @@ def compare_onscreen(run_dir: str | Path, half_fov: float = 50.0) -> dict[str, d
     return out
 
 
+def compare_video(run_dir: str | Path, device: str = "cpu") -> dict[str, dict[str, float]]:
+    """``{"video" | "none" | "other": {figure: value}}``: the run's test split predicted by its
+    best weights with its own video, with none, and with another cut's, scored with
+    ``dcase2025`` (F, F_onscreen, DOAE, OnscreenAcc)."""
+    from dataclasses import replace
+
+    from seldbench.config import cache_dir_of
+    from seldbench.data.roots import resolve_root
+    from seldbench.features.cache import FeatureCache
+    from seldbench.registry import get_registry
+    from seldbench.side_inputs import collect
+    from seldbench.training.data import label_frames
+    from seldbench.training.inference import load_run
+
+    run = load_run(run_dir, device)
+    if run.model_spec.side_inputs is None or not run.model_spec.needs_video:
+        raise SystemExit(f"{run_dir}: model '{run.model_spec.name}' reads no video")
+    dataset, cache_dir = run.dataset_spec, cache_dir_of(run.config)
+    split = run.record["split"]
+    clips = dataset.list_clips(resolve_root(dataset, run.config["dataset"]["root"]), split)
+    cached = FeatureCache(cache_dir).get(dataset.name, split, clips, run.feature_spec.name)
+    features = [run.normalizer.apply(np.asarray(cached[c.stem], np.float32)) for c in clips]
+    frames = {c.stem: label_frames(x.shape[1], run.feature_spec.frames_per_label)
+              for c, x in zip(clips, features)}
+
+    def side(clip_list, data):
+        streams = collect(run.model_spec, run.config["model"], data, clip_list, frames,
+                          training=False, cache_dir=cache_dir, device=run.device)
+        return [streams[c.stem] for c in clip_list]
+
+    own = side(clips, dataset)
+    half = len(clips) // 2
+    other = [_fit(own[(i + half) % len(clips)], frames[c.stem]) for i, c in enumerate(clips)]
+    none = side([replace(c, video=None) for c in clips], replace(dataset, has_video=False))
+    scorer = get_registry().get_metric_suite("dcase2025").build(len(dataset.classes))
+    refs = [scorer.read_reference(c.metadata) for c in clips]
+    out = {}
+    for name, sides in (("video", own), ("none", none), ("other", other)):
+        tables = run.predictor.predict(run.model, features, sides)
+        figures = scorer.summarise(scorer.counts(list(zip(refs, tables))).sum(0))
+        out[name] = {k: round(float(figures[k]), 4) for k in FIGURES}
+    return out
+
+
+def _fit(streams: dict, frames: int) -> dict:
+    """Per-frame side streams cut or zero-padded to ``frames`` rows (another cut's video on a
+    cut of another length)."""
+    fitted = {}
+    for k, v in streams.items():
+        v = v[:frames]
+        if len(v) < frames:
+            v = np.concatenate([v, np.zeros((frames - len(v), *v.shape[1:]), v.dtype)])
+        fitted[k] = v
+    return fitted
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="stereo run folders (with record.json)")
     parser.add_argument("--half-fov", type=float, default=50.0, help="degrees (default 50)")
+    parser.add_argument("--video", action="store_true",
+                        help="predict again with the run's own video, none and another cut's")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for --video (default 1: on a machine busy with "
+                             "trainings, two spinning threads took 20 times as long)")
     args = parser.parse_args(argv)
+    if args.video:
+        import torch
+
+        torch.set_num_threads(args.threads)
     for run in args.runs:
-        print(json.dumps({"run": Path(run).name, **compare_onscreen(run, args.half_fov)}))
+        figures = compare_video(run) if args.video else compare_onscreen(run, args.half_fov)
+        print(json.dumps({"run": Path(run).name, **figures}))
 
 
 if __name__ == "__main__":

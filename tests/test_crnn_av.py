@@ -9,6 +9,7 @@ import torch
 from seldbench.errors import SeldbenchError
 from seldbench.registry import get_registry
 from seldbench.specs import ClipFiles
+from test_onscreen_tool import _tool as _onscreen_tool
 
 REG = get_registry()
 
@@ -92,6 +93,27 @@ def test_one_epoch_on_synth_stereo_mini_scores_2025_and_reads_the_video(synth_en
     assert {"F", "F_onscreen", "OnscreenAcc"} <= set(rec["results"]["dcase2025"]["figures"])
     cached = sorted((tmp_path / "cache" / "crnn-av" / "video").glob("*.npy"))
     assert cached  # the run encoded the clips' video once, into the side-input cache
+
+    # leaderboards/onscreen.py --video: the run's own video reproduces its test figures; the
+    # other two conditions give the model no video (mask 0) and another cut's video
+    from seldbench.training.predict import Predictor
+
+    seen, predict = [], Predictor.predict
+    monkeypatch.setattr(Predictor, "predict", lambda self, model, clips, sides=None: (
+        seen.append(sides), predict(self, model, clips, sides))[1])
+    figures = _onscreen_tool().compare_video(record_path.parent)
+    assert set(figures) == {"video", "none", "other"}
+    recorded = rec["results"]["dcase2025"]["figures"]
+    for k, v in figures["video"].items():
+        assert v == pytest.approx(recorded[k], abs=1e-4), k
+    own, none, other = seen
+    assert all(s["video_mask"].all() for s in own) and not any(s["video_mask"].any() for s in none)
+    assert not any(s["video"].any() for s in none)
+    half = len(own) // 2
+    assert half and all(np.array_equal(other[i]["video"], own[(i + half) % len(own)]["video"])
+                        for i in range(len(own)))
+    assert not np.array_equal(other[0]["video"], own[0]["video"])
+    monkeypatch.setattr(Predictor, "predict", predict)
 
     # the trained model reads the cached visual vectors: zeroing them changes its output
     run = load_run(record_path.parent, "cpu")
