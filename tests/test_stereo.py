@@ -168,14 +168,15 @@ def test_stereo_labels_cannot_train_a_full_direction_output(tmp_path):
 
 
 @pytest.mark.e2e
-def test_crnn_runs_on_stereo_seld_end_to_end(stereo_root, tmp_path):
+@pytest.mark.parametrize("model", ["crnn", "crati"])
+def test_a_model_runs_on_stereo_seld_end_to_end(model, stereo_root, tmp_path):
     from click.testing import CliRunner
 
     from seldbench.cli import main
     from seldbench.metrics.csvio import HEADER_2025
 
     res = CliRunner().invoke(main, [
-        "run", "--model", "crnn", "--dataset", "stereo-seld", "--root", str(stereo_root),
+        "run", "--model", model, "--dataset", "stereo-seld", "--root", str(stereo_root),
         "--out", str(tmp_path / "runs"), "--set", "train.epochs=1", "--set", "train.batch_size=4",
         "--set", "train.threads=1", "--set", f"features.cache_dir={tmp_path / 'cache'}",
         "--set", "eval.threshold=0.01"])  # after 1 epoch: a low threshold, so rows are written
@@ -195,7 +196,11 @@ def test_crnn_runs_on_stereo_seld_end_to_end(stereo_root, tmp_path):
 
     run_dir = preds[0].parent.parent.parent
     wav = next(stereo_root.glob(f"stereo_dev/*/{preds[0].stem}.wav"))
-    predict_to_csv(run_dir, wav, tmp_path / "again.csv", device="cpu")
+    video = None
+    if model == "crati":  # its test prediction read the perspective video, cached once
+        video = next(stereo_root.glob(f"video_dev/*/{preds[0].stem}.mp4"))
+        assert list((tmp_path / "cache" / "crati").rglob(f"{preds[0].stem}-*.npy"))
+    predict_to_csv(run_dir, wav, tmp_path / "again.csv", video_path=video, device="cpu")
     assert (tmp_path / "again.csv").read_text() == preds[0].read_text()
     # the plot reads the 2025 reference and predictions (azimuth only: elevation 0)
     from seldbench.results.plot import clip_tracks
