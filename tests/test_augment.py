@@ -431,11 +431,12 @@ def test_a_train_slice_is_spread_over_the_split_and_the_same_for_every_seed():
 def test_a_committed_board_run_keeping_only_its_record_still_describes_its_output():
     """The fine-tuning boards start from leaderboards/runs folders holding record.json and
     best.pt only: the class count and the distance output come from the record's config."""
-    from seldbench.training.finetune import classes_of_run, distance_of_run, locate_init
+    from seldbench.training.finetune import init_source, locate_init
 
     run = Path(__file__).resolve().parent.parent / "leaderboards/runs/synth/crnn/" \
         "crnn-synth-s0-8aefc4be-h200"
     assert not (run / "config.json").exists()
-    assert classes_of_run(run) == 13 and distance_of_run(run) is False
+    read = init_source(run / "best.pt", "unchecked")
+    assert read.num_classes == 13 and read.with_distance is False
     source = locate_init(str(run))
     assert (source.num_classes, source.with_distance) == (13, False)

@@ -77,18 +77,8 @@ def _run_config(run_dir: Path) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def classes_of_run(run_dir: Path, registry=None) -> int | None:
-    """The class count of the run that wrote a checkpoint, from its config."""
-    return _classes(_run_config(run_dir), registry)
-
-
-def distance_of_run(run_dir: Path) -> bool | None:
-    """Whether the run that wrote a checkpoint predicts distance (``model.with_distance`` of its
-    config; False when its model config has no such key)."""
-    return _with_distance(_run_config(run_dir))
-
-
 def _classes(config: dict, registry=None) -> int | None:
+    """The class count of a run's dataset, from its resolved config (None when unknown)."""
     name = (config.get("dataset") or {}).get("name")
     if not isinstance(name, str):
         return None
@@ -101,6 +91,8 @@ def _classes(config: dict, registry=None) -> int | None:
 
 
 def _with_distance(config: dict) -> bool | None:
+    """Whether a run predicts distance (``model.with_distance`` of its resolved config; False
+    when its model config has no such key, None when it has no model config)."""
     model = config.get("model")
     if not isinstance(model, dict):
         return None
