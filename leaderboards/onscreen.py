@@ -27,8 +27,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 FIGURES = ("F", "F_onscreen", "DOAE", "OnscreenAcc")
 
 
@@ -47,17 +45,23 @@ def with_onscreen(pred_dir: Path, out_dir: Path, rule: str, half_fov: float = 50
     return out_dir
 
 
+def tested_clips(dataset, record: dict) -> list:
+    """The clips of the split a run was tested on (its record's dataset root and split)."""
+    from seldbench.data.roots import resolve_root
+
+    return dataset.list_clips(resolve_root(dataset, record["config"]["dataset"]["root"]),
+                              record["split"])
+
+
 def reference_folder(run_dir: Path, tmp: Path) -> Path:
     """A folder linking the reference CSVs of the run's test split (from its record)."""
-    from seldbench.data.roots import resolve_root
     from seldbench.registry import get_registry
 
     record = json.loads((run_dir / "record.json").read_text())
     dataset = get_registry().get_dataset(record["dataset"]["name"])
-    root = resolve_root(dataset, record["config"]["dataset"]["root"])
     refs = tmp / "ref"
     refs.mkdir()
-    for clip in dataset.list_clips(root, record["split"]):
+    for clip in tested_clips(dataset, record):
         (refs / f"{clip.stem}.csv").symlink_to(clip.metadata)
     return refs
 
@@ -85,36 +89,35 @@ def compare_onscreen(run_dir: str | Path, half_fov: float = 50.0) -> dict[str, d
 def compare_video(run_dir: str | Path, device: str = "cpu") -> dict[str, dict[str, float]]:
     """``{"video" | "none" | "other": {figure: value}}``: the run's test split predicted by its
     best weights with its own video, with none, and with another cut's, scored with
-    ``dcase2025`` (F, F_onscreen, DOAE, OnscreenAcc)."""
+    ``dcase2025`` (F, F_onscreen, DOAE, OnscreenAcc). The other cut's streams are fitted to
+    each cut's length as any side stream is (a frame or two; the 2025 sets are 5-s cuts)."""
     from dataclasses import replace
 
     from seldbench.config import cache_dir_of
-    from seldbench.data.roots import resolve_root
     from seldbench.features.cache import FeatureCache
     from seldbench.registry import get_registry
     from seldbench.side_inputs import collect
-    from seldbench.training.data import label_frames
+    from seldbench.training.data import load_split
     from seldbench.training.inference import load_run
 
     run = load_run(run_dir, device)
     if run.model_spec.side_inputs is None or not run.model_spec.needs_video:
         raise SystemExit(f"{run_dir}: model '{run.model_spec.name}' reads no video")
-    dataset, cache_dir = run.dataset_spec, cache_dir_of(run.config)
-    split = run.record["split"]
-    clips = dataset.list_clips(resolve_root(dataset, run.config["dataset"]["root"]), split)
+    dataset, cache_dir, split = run.dataset_spec, cache_dir_of(run.config), run.record["split"]
+    clips = tested_clips(dataset, run.record)
     cached = FeatureCache(cache_dir).get(dataset.name, split, clips, run.feature_spec.name)
-    features = [run.normalizer.apply(np.asarray(cached[c.stem], np.float32)) for c in clips]
-    frames = {c.stem: label_frames(x.shape[1], run.feature_spec.frames_per_label)
-              for c, x in zip(clips, features)}
+    data = load_split(split, clips, dataset, run.feature_spec, cached, run.normalizer.apply,
+                      run.predictor.output, run.with_distance, labelled=False)
+    features = [data.features[c.stem] for c in clips]
 
-    def side(clip_list, data):
-        streams = collect(run.model_spec, run.config["model"], data, clip_list, frames,
+    def side(clip_list, spec):
+        streams = collect(run.model_spec, run.config["model"], spec, clip_list, data.label_frames,
                           training=False, cache_dir=cache_dir, device=run.device)
         return [streams[c.stem] for c in clip_list]
 
     own = side(clips, dataset)
     half = len(clips) // 2
-    other = [_fit(own[(i + half) % len(clips)], frames[c.stem]) for i, c in enumerate(clips)]
+    other = [own[(i + half) % len(clips)] for i in range(len(clips))]
     none = side([replace(c, video=None) for c in clips], replace(dataset, has_video=False))
     scorer = get_registry().get_metric_suite("dcase2025").build(len(dataset.classes))
     refs = [scorer.read_reference(c.metadata) for c in clips]
@@ -124,18 +127,6 @@ def compare_video(run_dir: str | Path, device: str = "cpu") -> dict[str, dict[st
         figures = scorer.summarise(scorer.counts(list(zip(refs, tables))).sum(0))
         out[name] = {k: round(float(figures[k]), 4) for k in FIGURES}
     return out
-
-
-def _fit(streams: dict, frames: int) -> dict:
-    """Per-frame side streams cut or zero-padded to ``frames`` rows (another cut's video on a
-    cut of another length)."""
-    fitted = {}
-    for k, v in streams.items():
-        v = v[:frames]
-        if len(v) < frames:
-            v = np.concatenate([v, np.zeros((frames - len(v), *v.shape[1:]), v.dtype)])
-        fitted[k] = v
-    return fitted
 
 
 def main(argv=None) -> None:
